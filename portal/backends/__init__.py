@@ -1,0 +1,1 @@
+"""Clients for external systems (Prometheus, Alertmanager, Grafana); no domain logic."""

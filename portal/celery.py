@@ -1,0 +1,11 @@
+"""Celery app: tenant-schemas-celery carries the sender's schema in every message header."""
+
+import os
+
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = CeleryApp("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

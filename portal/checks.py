@@ -1,0 +1,31 @@
+"""System checks that refuse a production start with development defaults."""
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=False)
+def production_settings_check(app_configs, **kwargs) -> list[Error]:
+    """In production a real SECRET_KEY and an explicit ALLOWED_HOSTS are mandatory."""
+    if not settings.PRODUCTION:
+        return []
+    errors = []
+    key = settings.SECRET_KEY or ""
+    if key == settings.INSECURE_SECRET_KEY or len(key) < 50 or len(set(key)) < 5:
+        errors.append(
+            Error(
+                "SECRET_KEY is unset, the development default, or too short for production.",
+                hint="Set SECRET_KEY to a random value of at least 50 characters.",
+                id="portal.E001",
+            )
+        )
+    hosts = settings.ALLOWED_HOSTS
+    if not hosts or "*" in hosts:
+        errors.append(
+            Error(
+                "ALLOWED_HOSTS must list the portal's host names in production (no '*').",
+                hint="Set ALLOWED_HOSTS, e.g. 'portal.example.com,.portal.example.com'.",
+                id="portal.E002",
+            )
+        )
+    return errors

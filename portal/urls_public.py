@@ -1,0 +1,26 @@
+"""URLs of the public site (the bare base domain): sign-in, tenant picker, platform admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tenants import views
+
+urlpatterns = [
+    path("", views.tenant_picker, name="home"),
+    path("go/<slug:slug>/", views.enter_tenant, name="enter-tenant"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+]

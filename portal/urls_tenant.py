@@ -1,0 +1,29 @@
+"""URLs of a tenant host (<slug>.<base domain>); every page is for the tenant's members only."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from tenants import views
+from tenants.admin_site import tenant_admin_site
+from tenants.api.docs import TenantDocsView, TenantSchemaView
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/handoff/", views.redeem_handoff, name="handoff"),
+    path("members/", views.members, name="members"),
+    path("members/<uuid:membership_id>/role/", views.member_change_role, name="member-role"),
+    path("members/<uuid:membership_id>/remove/", views.member_remove, name="member-remove"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("audit/", views.audit_trail, name="audit"),
+    path("", include("dashboards.urls")),
+    path("", include("alerts.urls")),
+    path("", include("compliance.urls")),
+    path("admin/", tenant_admin_site.urls),
+    path("api/v1/", include("portal.api_urls")),
+    path("api/schema/", TenantSchemaView.as_view(), name="schema"),
+    path("api/docs/", TenantDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", views.healthz, name="healthz"),
+]

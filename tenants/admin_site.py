@@ -1,0 +1,64 @@
+"""The Django admin on a tenant host: for that tenant's admins (by membership), that tenant's data.
+
+Tenant admins are not Django staff, so access and every model permission are decided by
+`tenants.roles`, never by `is_staff` or Django's global permission tables.
+"""
+
+from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+
+from tenants.roles import Perm, request_access
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_header = "Tenant administration"
+    site_title = "Tenant administration"
+    index_title = "Manage this tenant"
+
+    def has_permission(self, request) -> bool:
+        return request.user.is_active and request_access(request).can(Perm.ADMIN_SITE)
+
+    def login(self, request, extra_context=None):
+        # One sign-in page for the whole tenant host; a member without the admin role gets 403.
+        if request.user.is_authenticated:
+            raise PermissionDenied("Only this tenant's admins may use its admin site.")
+        return redirect_to_login(request.get_full_path())
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        context["site_header"] = f"{request.tenant.name}: administration"
+        return context
+
+
+class TenantModelAdmin(admin.ModelAdmin):
+    """Permissions from the tenant role; querysets limited to the current tenant."""
+
+    tenant_field: str | None = "tenant"
+
+    def _is_admin(self, request) -> bool:
+        return request_access(request).can(Perm.ADMIN_SITE)
+
+    def has_module_permission(self, request):
+        return self._is_admin(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._is_admin(request)
+
+    def has_add_permission(self, request):
+        return self._is_admin(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._is_admin(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._is_admin(request)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if self.tenant_field:
+            qs = qs.filter(**{self.tenant_field: request.tenant})
+        return qs
+
+
+tenant_admin_site = TenantAdminSite(name="tenant_admin")

@@ -1,0 +1,21 @@
+"""Sign-in by e-mail address (case-insensitive) as well as by username."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+
+
+class EmailBackend(ModelBackend):
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None or password is None:
+            return None
+        User = get_user_model()
+        user = User.objects.filter(email__iexact=username).order_by("pk").first()
+        if user is None:
+            user = User.objects.filter(username=username).first()
+        if user is None:
+            # Same cost as a real check, so response time does not reveal which e-mails exist.
+            User().set_password(password)
+            return None
+        if user.check_password(password) and self.user_can_authenticate(user):
+            return user
+        return None

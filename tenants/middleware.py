@@ -1,0 +1,30 @@
+"""Tenant hosts are for members only: anyone else gets 403 on every page."""
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django_tenants.utils import get_public_schema_name
+
+from tenants.roles import request_access
+
+# Reachable without membership: signing in, and the API (it authenticates tokens itself and
+# applies the same membership rule in its permission class).
+_OPEN_PREFIXES = ("/accounts/login/", "/accounts/handoff/", "/api/", "/healthz", "/hooks/")
+
+
+class TenantMembershipMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or tenant.schema_name == get_public_schema_name():
+            return self.get_response(request)
+        path = request.path_info
+        if path.startswith(_OPEN_PREFIXES) or path.startswith(settings.STATIC_URL):
+            return self.get_response(request)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not tenant.is_active or request_access(request).role is None:
+            raise PermissionDenied("You are not a member of this tenant.")
+        return self.get_response(request)

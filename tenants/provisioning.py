@@ -1,0 +1,109 @@
+"""Creating tenants: fast, by cloning the migrated template schema (`TENANT_BASE_SCHEMA`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import connection, transaction
+from django_tenants.utils import get_public_schema_name, schema_exists
+
+from tenants import audit
+from tenants.models import Domain, Membership, Tenant
+from tenants.roles import Role
+from tenants.slugs import validate_tenant_slug
+
+
+def tenant_host(slug: str) -> str:
+    return f"{slug}.{settings.PORTAL_BASE_DOMAIN}"
+
+
+def ensure_template_schema(verbosity: int = 0) -> None:
+    """Create the template schema if needed and bring it up to the latest tenant migrations.
+
+    Run after every deploy: tenants cloned from a stale template would miss tables.
+    """
+    template = settings.TENANT_BASE_SCHEMA
+    if not schema_exists(template):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{template}"')
+    call_command(
+        "migrate_schemas",
+        tenant=True,
+        schema_name=template,
+        interactive=False,
+        verbosity=verbosity,
+    )
+
+
+def ensure_public_tenant() -> Tenant:
+    """The row django-tenants needs for the public schema, served at the base domain."""
+    tenant = Tenant.objects.filter(schema_name=get_public_schema_name()).first()
+    if tenant is None:
+        tenant = Tenant(schema_name=get_public_schema_name(), name="Platform")
+        tenant.save(verbosity=0)
+    Domain.objects.get_or_create(
+        domain=settings.PORTAL_BASE_DOMAIN, defaults={"tenant": tenant, "is_primary": True}
+    )
+    return tenant
+
+
+@transaction.atomic
+def provision_tenant(
+    *, slug: str, name: str, admin_email: str | None, actor: audit.Actor
+) -> Tenant:
+    """Create a tenant (schema cloned from the template), its host, and its first admin.
+
+    Raises ValidationError naming the field when the slug, the name or the e-mail is unusable;
+    nothing is created then.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_tenant_slug(slug)
+    except ValidationError as exc:
+        errors["slug"] = exc.messages
+    if not errors and Tenant.objects.filter(schema_name=slug).exists():
+        errors["slug"] = [f"A tenant with the slug '{slug}' already exists."]
+    if not name or not name.strip():
+        errors["name"] = ["The name is required."]
+    if admin_email is not None and "@" not in admin_email:
+        errors["admin_email"] = [f"'{admin_email}' is not an e-mail address."]
+    if errors:
+        raise ValidationError(errors)
+    if not schema_exists(settings.TENANT_BASE_SCHEMA):
+        raise ValidationError(
+            {"slug": ["The template schema is missing: run `manage.py setup_portal` first."]}
+        )
+
+    tenant = Tenant(schema_name=slug, name=name.strip())
+    tenant.save(verbosity=0)  # clones the template schema (auto_create_schema)
+    domain = Domain.objects.create(domain=tenant_host(slug), tenant=tenant, is_primary=True)
+    snapshot = {"slug": slug, "name": tenant.name, "domain": domain.domain}
+    audit.record(actor=actor, action="tenant.provisioned", obj=tenant, after=snapshot, tenant=None)
+    audit.record(
+        actor=actor, action="tenant.provisioned", obj=tenant, after=snapshot, tenant=tenant
+    )
+    if admin_email:
+        user = get_or_create_user(admin_email)
+        membership = Membership.objects.create(tenant=tenant, user=user, role=Role.ADMIN)
+        audit.record(
+            actor=actor,
+            action="member.added",
+            obj=membership,
+            after={"email": user.email, "role": Role.ADMIN},
+            tenant=tenant,
+        )
+    return tenant
+
+
+def get_or_create_user(email: str):
+    """The user with this e-mail (case-insensitive); a new one has no usable password yet."""
+    User = get_user_model()
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User(username=email, email=email)
+        user.set_unusable_password()
+        user.save()
+    return user

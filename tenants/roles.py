@@ -1,0 +1,143 @@
+"""Who may do what: the one place that decides, used by views, the API and WebSocket consumers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    EXECUTIVE = "executive", "Executive"
+    OPERATOR = "operator", "Operator"
+    SECURITY = "security", "Security"
+    ADMIN = "admin", "Tenant admin"
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read everything the tenant can see"
+    WRITE = "write", "Change alert rules, dashboards and incidents"
+    INGEST = "ingest", "Push custom metrics"
+    WEBHOOK = "webhook", "Deliver Alertmanager webhooks"
+
+
+class Perm(enum.StrEnum):
+    VIEW_TENANT = "view_tenant"
+    VIEW_DASHBOARDS = "view_dashboards"
+    EDIT_DASHBOARDS = "edit_dashboards"
+    VIEW_ALERTS = "view_alerts"
+    EDIT_ALERTS = "edit_alerts"
+    VIEW_INCIDENTS = "view_incidents"
+    MANAGE_INCIDENTS = "manage_incidents"
+    VIEW_COMPLIANCE = "view_compliance"
+    EDIT_COMPLIANCE = "edit_compliance"
+    VIEW_AUDIT = "view_audit"
+    VIEW_MEMBERS = "view_members"
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_TOKENS = "manage_tokens"
+    ADMIN_SITE = "admin_site"
+    INGEST_METRICS = "ingest_metrics"
+    RECEIVE_WEBHOOKS = "receive_webhooks"
+
+
+_VIEW_ALL = {
+    Perm.VIEW_TENANT,
+    Perm.VIEW_DASHBOARDS,
+    Perm.VIEW_ALERTS,
+    Perm.VIEW_INCIDENTS,
+    Perm.VIEW_COMPLIANCE,
+}
+
+ROLE_PERMS: dict[Role, frozenset[Perm]] = {
+    Role.EXECUTIVE: frozenset({Perm.VIEW_TENANT, Perm.VIEW_DASHBOARDS, Perm.VIEW_COMPLIANCE}),
+    Role.OPERATOR: frozenset(_VIEW_ALL | {Perm.EDIT_DASHBOARDS, Perm.EDIT_ALERTS}),
+    Role.SECURITY: frozenset(
+        _VIEW_ALL | {Perm.MANAGE_INCIDENTS, Perm.EDIT_COMPLIANCE, Perm.VIEW_AUDIT}
+    ),
+    Role.ADMIN: frozenset(
+        _VIEW_ALL
+        | {
+            Perm.EDIT_DASHBOARDS,
+            Perm.EDIT_ALERTS,
+            Perm.MANAGE_INCIDENTS,
+            Perm.EDIT_COMPLIANCE,
+            Perm.VIEW_AUDIT,
+            Perm.VIEW_MEMBERS,
+            Perm.MANAGE_MEMBERS,
+            Perm.MANAGE_TOKENS,
+            Perm.ADMIN_SITE,
+        }
+    ),
+}
+
+# Tokens act for scripts, never for people: no token can manage members or other tokens.
+SCOPE_PERMS: dict[TokenScope, frozenset[Perm]] = {
+    TokenScope.READ: frozenset(_VIEW_ALL | {Perm.VIEW_MEMBERS, Perm.VIEW_AUDIT}),
+    TokenScope.WRITE: frozenset(
+        {Perm.EDIT_DASHBOARDS, Perm.EDIT_ALERTS, Perm.MANAGE_INCIDENTS, Perm.EDIT_COMPLIANCE}
+    ),
+    TokenScope.INGEST: frozenset({Perm.INGEST_METRICS}),
+    TokenScope.WEBHOOK: frozenset({Perm.RECEIVE_WEBHOOKS}),
+}
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one principal (a member or a token) may do in one tenant."""
+
+    perms: frozenset[Perm]
+    role: Role | None = None
+
+    def can(self, perm: Perm) -> bool:
+        return perm in self.perms
+
+
+NO_ACCESS = Access(perms=frozenset())
+
+
+def access_for_role(role: str | None) -> Access:
+    if role is None or role not in Role.values:
+        return NO_ACCESS
+    return Access(perms=ROLE_PERMS[Role(role)], role=Role(role))
+
+
+def access_for_scopes(scopes: frozenset[TokenScope]) -> Access:
+    perms: set[Perm] = set()
+    for scope in scopes:
+        perms |= SCOPE_PERMS[scope]
+    return Access(perms=frozenset(perms))
+
+
+def role_of(user, tenant) -> Role | None:
+    """The user's role in `tenant`, or None when they are not a member."""
+    if user is None or not user.is_authenticated or tenant is None:
+        return None
+    from tenants.models import Membership
+
+    role = (
+        Membership.objects.filter(tenant=tenant, user=user, user__is_active=True)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return Role(role) if role else None
+
+
+def access_of(user, tenant) -> Access:
+    """What `user` may do in `tenant`."""
+    return access_for_role(role_of(user, tenant))
+
+
+def request_access(request) -> Access:
+    """What the request's principal (a token, else the user) may do in the request's tenant."""
+    from tenants.models import ApiToken
+
+    token = getattr(request, "auth", None)
+    if isinstance(token, ApiToken):
+        return access_for_scopes(token.scope_set)
+    # The user is the same in middleware, views and DRF, so the membership is read once.
+    cached = getattr(request, "_member_access", None)
+    if cached is None:
+        cached = access_of(getattr(request, "user", None), getattr(request, "tenant", None))
+        request._member_access = cached
+    return cached

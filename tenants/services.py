@@ -1,0 +1,200 @@
+"""Every write a person or token can make to memberships and tokens, each with its audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from tenants import audit, tokens
+from tenants.models import ApiToken, Membership, Tenant
+from tenants.provisioning import get_or_create_user
+from tenants.roles import Role, TokenScope
+
+
+def _role(value: str) -> Role:
+    if value not in Role.values:
+        raise ValidationError(
+            {"role": [f"'{value}' is not a role; choose one of: {', '.join(Role.values)}."]}
+        )
+    return Role(value)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    membership: Membership
+    # Path (on the public site) where a new user sets a password; None for existing users.
+    set_password_path: str | None
+
+
+@transaction.atomic
+def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> Invitation:
+    """Give the person with `email` a role in `tenant`, creating their account if needed."""
+    role = _role(role)
+    email = (email or "").strip()
+    if "@" not in email or len(email) > 254:
+        raise ValidationError({"email": [f"'{email}' is not an e-mail address."]})
+    user = get_or_create_user(email)
+    if Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError({"email": [f"{user.email} is already a member of this tenant."]})
+    membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+    audit.record(
+        actor=actor,
+        action="member.added",
+        obj=membership,
+        tenant=tenant,
+        after={"email": user.email, "role": role},
+    )
+    path = None
+    if not user.has_usable_password():
+        uid = urlsafe_base64_encode(force_bytes(user.pk))
+        path = f"/accounts/reset/{uid}/{default_token_generator.make_token(user)}/"
+    return Invitation(membership=membership, set_password_path=path)
+
+
+def _locked_membership(tenant: Tenant, membership_id) -> Membership:
+    try:
+        return (
+            Membership.objects.select_for_update()
+            .select_related("user")
+            .get(tenant=tenant, public_id=membership_id)
+        )
+    except (Membership.DoesNotExist, ValidationError):
+        raise Membership.DoesNotExist(f"No member {membership_id} in this tenant.") from None
+
+
+def _ensure_an_admin_remains(tenant: Tenant, leaving: Membership) -> None:
+    others = Membership.objects.filter(tenant=tenant, role=Role.ADMIN).exclude(pk=leaving.pk)
+    if leaving.role == Role.ADMIN and not others.exists():
+        raise ValidationError({"role": ["A tenant needs at least one admin."]})
+
+
+@transaction.atomic
+def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor) -> Membership:
+    role = _role(role)
+    membership = _locked_membership(tenant, membership_id)
+    if membership.role == role:
+        return membership
+    if role != Role.ADMIN:
+        _ensure_an_admin_remains(tenant, membership)
+    before = {"email": membership.user.email, "role": membership.role}
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit.record(
+        actor=actor,
+        action="member.role_changed",
+        obj=membership,
+        tenant=tenant,
+        before=before,
+        after={"email": membership.user.email, "role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> None:
+    membership = _locked_membership(tenant, membership_id)
+    _ensure_an_admin_remains(tenant, membership)
+    before = {"email": membership.user.email, "role": membership.role}
+    audit.record(actor=actor, action="member.removed", obj=membership, tenant=tenant, before=before)
+    membership.delete()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+@transaction.atomic
+def create_token(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str],
+    actor: audit.Actor,
+    created_by=None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    name = (name or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not name or len(name) > 100:
+        errors["name"] = ["A name of 1 to 100 characters is required."]
+    unknown = sorted(set(scopes or []) - set(TokenScope.values))
+    if not scopes:
+        errors["scopes"] = [f"Choose at least one scope of: {', '.join(TokenScope.values)}."]
+    elif unknown:
+        errors["scopes"] = [
+            f"Unknown scope(s) {', '.join(unknown)}; choose from: {', '.join(TokenScope.values)}."
+        ]
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = ["The expiry must be in the future."]
+    if errors:
+        raise ValidationError(errors)
+    secret = tokens.new_secret()
+    token = ApiToken.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=secret[:10],
+        secret_hash=tokens.digest(secret),
+        scopes=sorted(set(scopes)),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    audit.record(
+        actor=actor,
+        action="token.created",
+        obj=token,
+        tenant=tenant,
+        after={
+            "name": name,
+            "scopes": token.scopes,
+            "prefix": token.prefix,
+            "expires_at": expires_at,
+        },
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+@transaction.atomic
+def revoke_token(*, tenant: Tenant, token_id, actor: audit.Actor) -> ApiToken:
+    try:
+        token = ApiToken.objects.select_for_update().get(tenant=tenant, public_id=token_id)
+    except (ApiToken.DoesNotExist, ValidationError):
+        raise ApiToken.DoesNotExist(f"No token {token_id} in this tenant.") from None
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit.record(
+            actor=actor,
+            action="token.revoked",
+            obj=token,
+            tenant=tenant,
+            before={"revoked_at": None},
+            after={"revoked_at": token.revoked_at},
+        )
+    return token
+
+
+def authenticate_token(secret: str, tenant: Tenant) -> ApiToken | None:
+    """The live token for this secret in this tenant, or None. A token never crosses tenants."""
+    token = (
+        ApiToken.objects.filter(secret_hash=tokens.digest(secret), tenant=tenant)
+        .select_related("tenant")
+        .first()
+    )
+    if token is None or token.revoked_at is not None:
+        return None
+    now = timezone.now()
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    # Written at most once a minute: a busy script must not turn every call into an UPDATE.
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
