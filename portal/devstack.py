@@ -209,6 +209,11 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) 
 
 def run_tests(args: list[str]) -> int:
     with services() as env:
+        # Own queue and key prefixes: a test run never mixes with a demo on the same Redis.
+        run_id = f"tests-{os.getpid()}"
+        env.setdefault("CELERY_TASK_DEFAULT_QUEUE", run_id)
+        env.setdefault("CACHE_KEY_PREFIX", run_id)
+        env.setdefault("CHANNELS_PREFIX", run_id)
         cmd = [PYTHON, "-m", "pytest", *args]
         log("running " + " ".join(cmd[1:]))
         return subprocess.run(cmd, cwd=BASE_DIR, env=env).returncode

@@ -7,6 +7,8 @@ tenant in it would let two tenants meet. Django cache keys get the schema from
 
 import re
 
+from django.conf import settings
+
 _GROUP_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -24,4 +26,5 @@ def tenant_key(schema_name: str, name: str) -> str:
     """Raw Redis key for `name` within one tenant, for data kept outside Django's cache."""
     if not schema_name:
         raise ValueError("a tenant key needs a schema name")
-    return f"portal:tenant:{schema_name}:{name}"
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "portal"
+    return f"{prefix}:tenant:{schema_name}:{name}"
