@@ -11,21 +11,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_tenants.utils import get_public_schema_name, schema_context
 
 from tenants import audit, handoff, services
 from tenants.decorators import require_perm
-from tenants.models import ApiToken, Membership, Tenant
+from tenants.links import public_url, tenant_url
+from tenants.models import ApiToken, Membership
 from tenants.roles import Perm, Role, TokenScope
 from tenants.summary import SUMMARY_CACHE_KEY, compute_summary
 from tenants.tasks import WORKER_HEARTBEAT_KEY
-
-
-def tenant_url(tenant: Tenant, path: str = "/") -> str:
-    domain = tenant.get_primary_domain()
-    host = domain.domain if domain else f"{tenant.schema_name}.{settings.PORTAL_BASE_DOMAIN}"
-    port = "" if settings.PORTAL_PORT in (80, 443) else f":{settings.PORTAL_PORT}"
-    return f"{settings.PORTAL_SCHEME}://{host}{port}{path}"
-
 
 # ---- public site -------------------------------------------------------------------------------
 
@@ -83,8 +77,6 @@ def home(request):
     if summary is None:
         summary = compute_summary(tenant)
         cache.set(SUMMARY_CACHE_KEY, summary, timeout=60)
-    from django_tenants.utils import get_public_schema_name, schema_context
-
     with schema_context(get_public_schema_name()):
         heartbeat = cache.get(WORKER_HEARTBEAT_KEY)
     return render(
@@ -121,8 +113,7 @@ def members(request):
     memberships = Membership.objects.filter(tenant=tenant).select_related("user")
     status = 400 if errors else 200
     invite_url = (
-        f"{settings.PORTAL_SCHEME}://{settings.PORTAL_BASE_DOMAIN}:{settings.PORTAL_PORT}"
-        f"{invitation.set_password_path}"
+        public_url(invitation.set_password_path)
         if invitation and invitation.set_password_path
         else None
     )
