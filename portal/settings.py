@@ -31,7 +31,7 @@ SHARED_APPS = [
     "django_tenants",
     "portal",
     "tenants",
-    "django.contrib.admin",
+    "tenants.apps.PlatformAdminConfig",  # django.contrib.admin with the platform's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -206,16 +206,19 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Content-Security-Policy: only our own origin, plus the WebSocket endpoint on the same host.
+# Content-Security-Policy: only our own origin; no inline scripts or styles.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'", "ws:", "wss:"],
+        # CSP3: 'self' also covers ws:/wss: to the page's own host.
+        "connect-src": ["'self'"],
         "frame-ancestors": ["'none'"],
-        "form-action": ["'self'"],
+        # The tenant picker posts to the public site, which redirects to the tenant's host; CSP
+        # checks form-action on every redirect, so tenant hosts must be allowed.
+        "form-action": ["'self'", f"{PORTAL_SCHEME}://*.{PORTAL_BASE_DOMAIN}:*"],
         "base-uri": ["'self'"],
     }
 }

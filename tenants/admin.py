@@ -235,13 +235,6 @@ class TenantApiTokenAdmin(TenantModelAdmin):
                 actor=audit.Actor.from_request(request),
             )
 
-    def get_actions(self, request):
-        # The revoke action must stay even though "delete" is not allowed.
-        actions = super().get_actions(request)
-        if self._is_admin(request):
-            actions["revoke"] = self.get_action("revoke")
-        return actions
-
 
 @admin.register(AuditEvent, site=tenant_admin_site)
 class TenantAuditEventAdmin(TenantModelAdmin):

@@ -4,14 +4,35 @@ Tenant admins are not Django staff, so access and every model permission are dec
 `tenants.roles`, never by `is_staff` or Django's global permission tables.
 """
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 
 from tenants.roles import Perm, request_access
 
+# Django's admin sets inline styles from its scripts; allow inline styles (never scripts) there.
+_admin_csp = csp_update({"style-src": ["'unsafe-inline'"]})
 
-class TenantAdminSite(admin.AdminSite):
+
+class PortalAdminSiteMixin:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Bulk delete bypasses the services (no audit event, no "one admin stays" rule).
+        self.disable_action("delete_selected")
+
+    def admin_view(self, view, cacheable=False):
+        return _admin_csp(super().admin_view(view, cacheable))
+
+
+class PlatformAdminSite(PortalAdminSiteMixin, admin.AdminSite):
+    """The public host's admin: platform superusers only."""
+
+    site_header = "Platform administration"
+    site_title = "Platform administration"
+
+
+class TenantAdminSite(PortalAdminSiteMixin, admin.AdminSite):
     site_header = "Tenant administration"
     site_title = "Tenant administration"
     index_title = "Manage this tenant"
