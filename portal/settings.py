@@ -181,7 +181,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # so an empty STATIC_ROOT is expected there.
 WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+    warnings.filterwarnings("ignore", message="No directory at")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {

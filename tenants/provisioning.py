@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.validators import validate_email
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, schema_exists
 
@@ -67,7 +68,7 @@ def provision_tenant(
         errors["slug"] = [f"A tenant with the slug '{slug}' already exists."]
     if not name or not name.strip():
         errors["name"] = ["The name is required."]
-    if admin_email is not None and "@" not in admin_email:
+    if admin_email is not None and not is_email(admin_email):
         errors["admin_email"] = [f"'{admin_email}' is not an e-mail address."]
     if errors:
         raise ValidationError(errors)
@@ -95,6 +96,14 @@ def provision_tenant(
             tenant=tenant,
         )
     return tenant
+
+
+def is_email(value: str) -> bool:
+    try:
+        validate_email(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def get_or_create_user(email: str):

@@ -14,7 +14,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from tenants import audit, tokens
 from tenants.models import ApiToken, Membership, Tenant
-from tenants.provisioning import get_or_create_user
+from tenants.provisioning import get_or_create_user, is_email
 from tenants.roles import Role, TokenScope
 
 
@@ -38,7 +38,7 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
     """Give the person with `email` a role in `tenant`, creating their account if needed."""
     role = _role(role)
     email = (email or "").strip()
-    if "@" not in email or len(email) > 254:
+    if not is_email(email):
         raise ValidationError({"email": [f"'{email}' is not an e-mail address."]})
     user = get_or_create_user(email)
     if Membership.objects.filter(tenant=tenant, user=user).exists():

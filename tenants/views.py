@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -79,6 +81,8 @@ def home(request):
         cache.set(SUMMARY_CACHE_KEY, summary, timeout=60)
     with schema_context(get_public_schema_name()):
         heartbeat = cache.get(WORKER_HEARTBEAT_KEY)
+    if heartbeat:
+        heartbeat = datetime.fromisoformat(heartbeat)
     return render(
         request,
         "tenants/home.html",
