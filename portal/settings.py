@@ -1,6 +1,5 @@
 """Settings for the monitoring portal, read from the environment (12-factor)."""
 
-import warnings
 from pathlib import Path
 
 import environ
@@ -124,7 +123,12 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="portal")},
+        "CONFIG": {
+            # channels-redis blocks up to 5 s per receive; redis-py's own 5 s socket timeout
+            # would fire first and kill idle WebSocket consumers, so the socket waits longer.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": env.str("CHANNELS_PREFIX", default="portal"),
+        },
     }
 }
 
@@ -175,13 +179,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".run" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Outside production static files are served straight from the apps (no collectstatic step),
-# so an empty STATIC_ROOT is expected there.
+# Outside production static files are served straight from the apps (no collectstatic step).
 WHITENOISE_USE_FINDERS = not PRODUCTION
-if not PRODUCTION:
-    warnings.filterwarnings("ignore", message="No directory at")
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")) if PRODUCTION else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REST_FRAMEWORK = {

@@ -7,12 +7,13 @@ and audited the same way.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 
 from tenants import audit, services
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
+from tenants.links import public_url
 from tenants.models import ApiToken, AuditEvent, Domain, Membership, Tenant
 from tenants.provisioning import provision_tenant
-from tenants.roles import Role
 
 
 class ReadOnlyAdminMixin:
@@ -24,6 +25,30 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ServiceErrorsMixin:
+    """Services refuse some changes only they can judge (e.g. "a tenant keeps one admin").
+
+    Their ValidationError ends the admin's transaction, so nothing is written; the person sees
+    the reason instead of a server error.
+    """
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            return self._refused(request, exc)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:
+            return self._refused(request, exc)
+
+    def _refused(self, request, exc: ValidationError):
+        self.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
 
 
 # ---- platform admin (public host, superusers) ----------------------------------------------------
@@ -41,7 +66,7 @@ class TenantProvisionForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     list_display = ["name", "schema_name", "is_active", "created_at"]
     search_fields = ["name", "schema_name"]
     readonly_fields = ["schema_name", "public_id", "created_at"]
@@ -77,29 +102,14 @@ class TenantAdmin(admin.ModelAdmin):
                 after={k: form.cleaned_data[k] for k in form.changed_data},
             )
             return
-        try:
-            tenant = provision_tenant(
-                slug=form.cleaned_data["slug"],
-                name=form.cleaned_data["name"],
-                admin_email=form.cleaned_data.get("admin_email") or None,
-                actor=actor,
-            )
-        except ValidationError as exc:
-            # Surface the reason on the form instead of a 500.
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-            raise
+        tenant = provision_tenant(
+            slug=form.cleaned_data["slug"],
+            name=form.cleaned_data["name"],
+            admin_email=form.cleaned_data.get("admin_email") or None,
+            actor=actor,
+        )
         obj.pk = tenant.pk
         obj.schema_name = tenant.schema_name
-
-    def add_view(self, request, form_url="", extra_context=None):
-        try:
-            return super().add_view(request, form_url, extra_context)
-        except ValidationError as exc:
-            self.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
-            from django.shortcuts import redirect
-
-            return redirect(request.get_full_path())
 
 
 @admin.register(Domain)
@@ -128,8 +138,8 @@ class DomainAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
 
 
-class MembershipAdminMixin:
-    """Role changes and removals through the services: validated (one admin stays) and audited."""
+class MembershipAdminMixin(ServiceErrorsMixin):
+    """Membership writes through the services: validated (one admin stays) and audited."""
 
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role"]
@@ -138,21 +148,39 @@ class MembershipAdminMixin:
     def get_readonly_fields(self, request, obj=None):
         return ["user", "tenant"] if obj else []
 
+    def membership_tenant(self, request, obj):
+        return obj.tenant
+
+    def new_member_email(self, form, obj) -> str:
+        return obj.user.email
+
     def save_model(self, request, obj, form, change):
         actor = audit.Actor.from_request(request)
+        tenant = self.membership_tenant(request, obj)
         if change:
-            services.change_role(
-                tenant=obj.tenant, membership_id=obj.public_id, role=obj.role, actor=actor
+            saved = services.change_role(
+                tenant=tenant, membership_id=obj.public_id, role=obj.role, actor=actor
             )
         else:
             invitation = services.add_member(
-                tenant=obj.tenant, email=obj.user.email, role=obj.role, actor=actor
+                tenant=tenant, email=self.new_member_email(form, obj), role=obj.role, actor=actor
             )
-            obj.pk = invitation.membership.pk
+            saved = invitation.membership
+            if invitation.set_password_path:
+                self.message_user(
+                    request,
+                    f"New account: send {saved.user.email} this link to set a password: "
+                    f"{public_url(invitation.set_password_path)}",
+                )
+        # The admin logs the object it saved: give it the row the service wrote.
+        for field in ("pk", "public_id", "user", "tenant", "role", "created_at"):
+            setattr(obj, field, getattr(saved, field))
 
     def delete_model(self, request, obj):
         services.remove_member(
-            tenant=obj.tenant, membership_id=obj.public_id, actor=audit.Actor.from_request(request)
+            tenant=self.membership_tenant(request, obj),
+            membership_id=obj.public_id,
+            actor=audit.Actor.from_request(request),
         )
 
 
@@ -178,7 +206,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 class TenantMembershipForm(forms.ModelForm):
-    email = forms.EmailField(required=False, help_text="For a new member.")
+    email = forms.EmailField(required=False, help_text="E-mail of the person to add.")
 
     class Meta:
         model = Membership
@@ -196,20 +224,11 @@ class TenantMembershipAdmin(MembershipAdminMixin, TenantModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return []
 
-    def save_model(self, request, obj, form, change):
-        actor = audit.Actor.from_request(request)
-        if change:
-            services.change_role(
-                tenant=request.tenant, membership_id=obj.public_id, role=obj.role, actor=actor
-            )
-            return
-        invitation = services.add_member(
-            tenant=request.tenant,
-            email=form.cleaned_data.get("email") or "",
-            role=obj.role or Role.EXECUTIVE,
-            actor=actor,
-        )
-        obj.pk = invitation.membership.pk
+    def membership_tenant(self, request, obj):
+        return request.tenant
+
+    def new_member_email(self, form, obj) -> str:
+        return form.cleaned_data.get("email") or ""
 
 
 @admin.register(ApiToken, site=tenant_admin_site)

@@ -4,6 +4,8 @@ Tenant admins are not Django staff, so access and every model permission are dec
 `tenants.roles`, never by `is_staff` or Django's global permission tables.
 """
 
+from functools import wraps
+
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
@@ -39,6 +41,18 @@ class TenantAdminSite(PortalAdminSiteMixin, admin.AdminSite):
 
     def has_permission(self, request) -> bool:
         return request.user.is_active and request_access(request).can(Perm.ADMIN_SITE)
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def members_only(request, *args, **kwargs):
+            # Django would send a signed-in non-admin to the login page; this is a plain 403.
+            if request.user.is_authenticated and not self.has_permission(request):
+                raise PermissionDenied("Only this tenant's admins may use its admin site.")
+            return inner(request, *args, **kwargs)
+
+        return members_only
 
     def login(self, request, extra_context=None):
         # One sign-in page for the whole tenant host; a member without the admin role gets 403.

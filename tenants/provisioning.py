@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
 from django.db import connection, transaction
-from django_tenants.utils import get_public_schema_name, schema_exists
+from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from tenants import audit
 from tenants.models import Domain, Membership, Tenant
@@ -50,15 +50,20 @@ def ensure_public_tenant() -> Tenant:
     return tenant
 
 
-@transaction.atomic
 def provision_tenant(
     *, slug: str, name: str, admin_email: str | None, actor: audit.Actor
 ) -> Tenant:
     """Create a tenant (schema cloned from the template), its host, and its first admin.
 
     Raises ValidationError naming the field when the slug, the name or the e-mail is unusable;
-    nothing is created then.
+    nothing is created then. Works from any schema context: tenants are created from public.
     """
+    with schema_context(get_public_schema_name()):
+        return _provision_tenant(slug=slug, name=name, admin_email=admin_email, actor=actor)
+
+
+@transaction.atomic
+def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: audit.Actor):
     errors: dict[str, list[str]] = {}
     try:
         validate_tenant_slug(slug)

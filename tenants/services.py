@@ -40,6 +40,7 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
     email = (email or "").strip()
     if not is_email(email):
         raise ValidationError({"email": [f"'{email}' is not an e-mail address."]})
+    _lock_memberships_of(tenant)
     user = get_or_create_user(email)
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise ValidationError({"email": [f"{user.email} is already a member of this tenant."]})
@@ -58,7 +59,17 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
     return Invitation(membership=membership, set_password_path=path)
 
 
+def _lock_memberships_of(tenant: Tenant) -> None:
+    """Serialise membership changes within one tenant.
+
+    Locking only the row being changed is not enough: two admins demoting each other at the same
+    moment would each see the other still an admin and leave the tenant with none.
+    """
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+
+
 def _locked_membership(tenant: Tenant, membership_id) -> Membership:
+    _lock_memberships_of(tenant)
     try:
         return (
             Membership.objects.select_for_update()

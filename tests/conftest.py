@@ -53,16 +53,27 @@ def pytest_sessionstart(session):
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(request, django_test_environment, django_db_blocker):
+    """Always create the test database, seed it and commit the seed.
+
+    pytest-django's own fixture creates it only when a selected test asks for `db`; a run of
+    only worker or live-server tests would otherwise seed and use the real database.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     from tenants.demo import seed_demo
     from tenants.provisioning import ensure_public_tenant, ensure_template_schema
 
+    verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, aliases={"default"})
         ensure_public_tenant()
         ensure_template_schema()
         seed_demo()
         connection.set_schema_to_public()
     yield
+    with django_db_blocker.unblock():
+        teardown_databases(db_cfg, verbosity=verbosity)
 
 
 @pytest.fixture

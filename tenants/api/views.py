@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from tenants import audit, services
 from tenants.api import serializers as s
+from tenants.links import public_url
 from tenants.models import ApiToken, Membership
 from tenants.roles import Perm
 
@@ -23,15 +24,21 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_queryset(self):
         return Membership.objects.filter(tenant=self.request.tenant).select_related("user")
 
-    @extend_schema(request=s.MemberInviteSerializer, responses={201: s.MembershipSerializer})
+    @extend_schema(request=s.MemberInviteSerializer, responses={201: s.MemberInvitedSerializer})
     def create(self, request):
         data = s.MemberInviteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         invitation = services.add_member(
             tenant=request.tenant, actor=audit.Actor.from_request(request), **data.validated_data
         )
-        body = s.MembershipSerializer(invitation.membership).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        body = dict(
+            s.MembershipSerializer(invitation.membership).data,
+            set_password_url=public_url(invitation.set_password_path)
+            if invitation.set_password_path
+            else None,
+        )
+        # The link lets whoever holds it set the password: never cache this response.
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=s.MemberRoleSerializer, responses={200: s.MembershipSerializer})
     def partial_update(self, request, id=None):

@@ -1,0 +1,226 @@
+"""The two admin sites: each tenant's (its admins, its data) and the platform's (superusers)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django_tenants.utils import schema_exists
+
+from tenants.models import AuditEvent, Domain, Membership, Tenant
+
+
+def _member(tenant, email: str) -> Membership:
+    return Membership.objects.select_related("user").get(tenant=tenant, user__email=email)
+
+
+# ---- tenant admin site -------------------------------------------------------------------------
+
+
+def test_the_tenant_admin_opens_the_tenant_admin_site(client_for):
+    response = client_for("acme", "admin").get("/admin/")
+    assert response.status_code == 200
+    assert b"Acme Corporation" in response.content
+
+
+def test_the_tenant_admin_site_lists_only_the_tenants_members(client_for):
+    response = client_for("acme", "admin").get("/admin/tenants/membership/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for role in ("executive", "operator", "security", "admin"):
+        assert f"{role}@acme.example" in html
+    assert "globex.example" not in html
+
+
+def test_the_tenant_admin_site_lists_only_the_tenants_audit_events(client_for):
+    response = client_for("acme", "admin").get("/admin/tenants/auditevent/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "acme.example" in html
+    assert "globex.example" not in html
+
+
+def test_another_tenants_membership_cannot_be_opened_or_changed_in_the_tenant_admin(
+    client_for, globex
+):
+    target = _member(globex, "operator@globex.example")
+    client = client_for("acme", "admin")
+    url = f"/admin/tenants/membership/{target.pk}/change/"
+
+    opened = client.get(url)
+    posted = client.post(url, {"role": "admin"})
+
+    assert opened.status_code in (302, 404)
+    assert "operator@globex.example" not in opened.content.decode()
+    assert posted.status_code in (302, 404)
+    target.refresh_from_db()
+    assert target.role == "operator"
+
+
+@pytest.mark.parametrize("role", ["executive", "operator", "security"])
+@pytest.mark.parametrize("path", ["/admin/", "/admin/tenants/membership/"])
+def test_other_roles_are_forbidden_the_tenant_admin_site(client_for, role, path):
+    response = client_for("acme", role).get(path)
+    assert response.status_code == 403, (response.status_code, response.get("Location"))
+
+
+@pytest.mark.parametrize("role", ["executive", "operator", "security"])
+def test_other_roles_end_on_a_403_even_when_following_redirects(client_for, role):
+    response = client_for("acme", role).get("/admin/", follow=True)
+    assert response.status_code == 403
+    assert b"admins may use its admin site" in response.content
+    assert b"admin@acme.example" not in response.content
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client_for):
+    response = client_for("acme").get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/admin/")
+
+
+def test_a_platform_superuser_who_is_not_a_member_is_forbidden(client_for):
+    user = get_user_model().objects.get(email="admin@platform.example")
+    assert user.is_superuser
+    assert not Membership.objects.filter(user=user, tenant__schema_name="acme").exists()
+    client = client_for("acme", email="admin@platform.example")
+    assert client.get("/admin/").status_code == 403
+    assert client.get("/admin/tenants/membership/").status_code == 403
+
+
+def test_changing_a_role_in_the_tenant_admin_is_recorded(client_for, acme):
+    operator = _member(acme, "operator@acme.example")
+    response = client_for("acme", "admin").post(
+        f"/admin/tenants/membership/{operator.pk}/change/", {"role": "security"}
+    )
+    assert response.status_code == 302, response.content[:1000]
+    operator.refresh_from_db()
+    assert operator.role == "security"
+
+    event = AuditEvent.objects.filter(tenant=acme, action="member.role_changed").latest("seq")
+    assert event.actor_label == "admin@acme.example"
+    assert event.object_id == str(operator.public_id)
+    assert event.before == {"email": "operator@acme.example", "role": "operator"}
+    assert event.after == {"email": "operator@acme.example", "role": "security"}
+
+
+def test_adding_a_member_in_the_tenant_admin_is_recorded(client_for, acme):
+    response = client_for("acme", "admin").post(
+        "/admin/tenants/membership/add/", {"email": "admin.added@example.com", "role": "operator"}
+    )
+    assert response.status_code == 302, response.content[:1000]
+    membership = _member(acme, "admin.added@example.com")
+    assert membership.role == "operator"
+    event = AuditEvent.objects.filter(tenant=acme, action="member.added").latest("seq")
+    assert event.object_id == str(membership.public_id)
+    assert event.actor_label == "admin@acme.example"
+
+
+def test_demoting_the_last_admin_in_the_tenant_admin_is_refused_with_a_message(client_for, acme):
+    me = _member(acme, "admin@acme.example")
+    events = AuditEvent.objects.count()
+    response = client_for("acme", "admin").post(
+        f"/admin/tenants/membership/{me.pk}/change/", {"role": "operator"}, follow=True
+    )
+    assert response.status_code in (200, 400)
+    assert "A tenant needs at least one admin." in response.content.decode()
+    me.refresh_from_db()
+    assert me.role == "admin"
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_duplicate_member_in_the_tenant_admin_is_refused_with_a_message(client_for, acme):
+    count = Membership.objects.filter(tenant=acme).count()
+    events = AuditEvent.objects.count()
+    response = client_for("acme", "admin").post(
+        "/admin/tenants/membership/add/",
+        {"email": "operator@acme.example", "role": "admin"},
+        follow=True,
+    )
+    assert response.status_code in (200, 400)
+    assert "already a member" in response.content.decode()
+    assert Membership.objects.filter(tenant=acme).count() == count
+    assert _member(acme, "operator@acme.example").role == "operator"
+    assert AuditEvent.objects.count() == events
+
+
+# ---- platform admin site -----------------------------------------------------------------------
+
+
+def test_the_platform_admin_opens_the_public_admin_and_sees_the_tenants(client_for):
+    client = client_for(None, email="admin@platform.example")
+    assert client.get("/admin/").status_code == 200
+    response = client.get("/admin/tenants/tenant/")
+    assert response.status_code == 200
+    assert b"Acme Corporation" in response.content
+    assert b"Globex Industries" in response.content
+
+
+@pytest.mark.parametrize("email", ["admin@acme.example", "operator@globex.example"])
+def test_tenant_people_cannot_use_the_public_admin(client_for, email):
+    response = client_for(None, email=email).get("/admin/tenants/tenant/")
+    if response.status_code == 302:
+        assert response["Location"].startswith("/admin/login/")
+    else:
+        assert response.status_code == 403
+    assert b"Globex Industries" not in response.content
+
+
+def test_the_public_admin_sends_anonymous_visitors_to_its_login(client_for):
+    response = client_for(None).get("/admin/")
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
+
+
+def test_provisioning_a_tenant_through_the_public_admin(client_for):
+    client = client_for(None, email="admin@platform.example")
+    response = client.post(
+        "/admin/tenants/tenant/add/",
+        {"slug": "initech", "name": "Initech", "admin_email": "boss@initech.example"},
+    )
+
+    assert response.status_code == 302, response.content[:2000]
+    tenant = Tenant.objects.get(schema_name="initech")
+    assert tenant.name == "Initech"
+    assert schema_exists("initech")
+    assert Domain.objects.get(tenant=tenant).domain == "initech.localhost"
+    assert _member(tenant, "boss@initech.example").role == "admin"
+    provisioned = AuditEvent.objects.get(
+        tenant=None, action="tenant.provisioned", object_id=str(tenant.public_id)
+    )
+    assert provisioned.actor_label == "admin@platform.example"
+    # The new tenant is served on its host, to its admin.
+    assert client_for("initech", email="boss@initech.example").get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("slug", "reason"),
+    [
+        ("Bad-Slug", "not a valid slug"),
+        ("9lives", "not a valid slug"),
+        ("admin", "reserved"),
+        ("acme", "already exists"),
+    ],
+)
+def test_a_bad_slug_in_the_public_admin_shows_an_error_and_creates_nothing(
+    client_for, slug, reason
+):
+    client = client_for(None, email="admin@platform.example")
+    tenants = Tenant.objects.count()
+    domains = Domain.objects.count()
+    events = AuditEvent.objects.count()
+
+    response = client.post(
+        "/admin/tenants/tenant/add/",
+        {"slug": slug, "name": "Broken Co", "admin_email": "broken@example.com"},
+        follow=True,
+    )
+
+    html = response.content.decode()
+    assert response.status_code in (200, 400)
+    assert reason in html, re.sub(r"\s+", " ", html)[:2000]
+    assert Tenant.objects.count() == tenants
+    assert Domain.objects.count() == domains
+    assert AuditEvent.objects.count() == events
+    assert not Tenant.objects.filter(name="Broken Co").exists()
+    assert not get_user_model().objects.filter(email="broken@example.com").exists()

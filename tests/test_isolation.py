@@ -1,0 +1,677 @@
+"""Tenant isolation: acme and globex share primary keys, never data.
+
+Each seeded tenant has a Dashboard with primary key 1 in its own schema. A member, a token, a
+WebSocket, a cache entry or a background task of one tenant must never reach the other's rows,
+whichever way it asks: pages, the API (session or token), presence, the cache, Celery.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import import_module
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django_tenants.cache import make_key
+from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from portal.scoping import tenant_key
+from tests.conftest import host_of
+
+# Both tenants' seeded dashboard has this primary key, each in its own schema.
+SHARED_PK = 1
+EMAIL_BACKEND = "tenants.auth_backends.EmailBackend"
+TASK_TIMEOUT = 30
+# How long a socket must stay silent to show that a message is not coming.
+QUIET_WINDOW = 2.0
+# Longer than the channel layer's blocking read, which is 5 seconds.
+IDLE_WINDOW = 8.0
+
+
+# --- Helpers: tenants, dashboards, members -------------------------------------------------------
+
+
+def tenant_named(slug: str):
+    from tenants.models import Tenant
+
+    return Tenant.objects.get(schema_name=slug)
+
+
+def dashboard_of(tenant, pk: int = SHARED_PK):
+    from dashboards.models import Dashboard
+
+    with tenant_context(tenant):
+        return Dashboard.objects.get(pk=pk)
+
+
+def dashboard_ids(tenant) -> set[str]:
+    from dashboards.models import Dashboard
+
+    with tenant_context(tenant):
+        return {str(pk) for pk in Dashboard.objects.values_list("public_id", flat=True)}
+
+
+def member_emails(tenant) -> set[str]:
+    from tenants.models import Membership
+
+    return set(Membership.objects.filter(tenant=tenant).values_list("user__email", flat=True))
+
+
+def user(email: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(email=email)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def on_the_test_database(django_db_setup) -> None:
+    """Some tests here commit; never let them do that to a database that is not the test one."""
+    name = connection.settings_dict["NAME"]
+    if not name.startswith("test_"):
+        pytest.fail(f"refusing to run against database {name!r}: test databases were not set up")
+
+
+@pytest.fixture
+def committed(django_db_blocker) -> Iterator[None]:
+    """Database access outside any test transaction: every write here is committed at once."""
+    with django_db_blocker.unblock():
+        try:
+            yield
+        finally:
+            connection.set_schema_to_public()
+
+
+# --- Helpers: the API --------------------------------------------------------------------------
+
+
+def api_client(slug: str | None) -> Client:
+    """An anonymous client on a tenant's host (or the public host for `None`)."""
+    return Client(HTTP_HOST=host_of(slug))
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def result_ids(response) -> set[str]:
+    assert response.status_code == 200, response.content
+    return {row["id"] for row in response.json()["results"]}
+
+
+def issue_token(tenant, scopes: list[str]) -> str:
+    from tenants import audit, services
+
+    issued = services.create_token(
+        tenant=tenant,
+        name=f"isolation {'+'.join(scopes)}",
+        scopes=scopes,
+        actor=audit.Actor.system("isolation tests"),
+    )
+    return issued.secret
+
+
+# --- 1. Pages ----------------------------------------------------------------------------------
+
+
+def test_an_acme_session_is_forbidden_on_every_globex_page(client_for, globex):
+    client = client_for("acme", "admin")
+    globex_dashboard = dashboard_of(globex).public_id
+    for path in ("/", "/dashboards/", f"/dashboards/{globex_dashboard}/", "/members/"):
+        response = client.get(path, HTTP_HOST=host_of("globex"))
+        assert response.status_code == 403, path
+        assert str(globex_dashboard).encode() not in response.content
+
+
+def test_the_dashboard_list_shows_only_the_tenants_own_dashboard(client_for, acme, globex):
+    from dashboards.models import Dashboard
+
+    with tenant_context(globex):
+        Dashboard.objects.filter(pk=SHARED_PK).update(title="Globex merger plans")
+    response = client_for("acme", "executive").get("/dashboards/")
+    assert response.status_code == 200
+    listed = [str(d.public_id) for d in response.context["dashboards"]]
+    assert listed == [str(dashboard_of(acme).public_id)]
+    assert b"Globex merger plans" not in response.content
+    assert str(dashboard_of(globex).public_id).encode() not in response.content
+
+
+def test_a_globex_dashboard_id_is_not_found_on_acmes_host(client_for, acme, globex):
+    client = client_for("acme", "admin")
+    assert client.get(f"/dashboards/{dashboard_of(acme).public_id}/").status_code == 200
+    response = client.get(f"/dashboards/{dashboard_of(globex).public_id}/")
+    assert response.status_code == 404
+
+
+# --- 2. API with a session ---------------------------------------------------------------------
+
+
+def test_an_acme_session_is_forbidden_on_globex_api(client_for, globex):
+    client = client_for("acme", "admin")
+    for path in ("/api/v1/dashboards/", "/api/v1/members/", "/api/v1/audit-events/"):
+        response = client.get(path, HTTP_HOST=host_of("globex"))
+        assert response.status_code == 403, path
+
+
+def test_the_dashboard_api_lists_only_the_sessions_tenant(client_for, acme, globex):
+    acme_rows = result_ids(client_for("acme", "operator").get("/api/v1/dashboards/"))
+    globex_rows = result_ids(client_for("globex", "operator").get("/api/v1/dashboards/"))
+    assert acme_rows == dashboard_ids(acme) == {str(dashboard_of(acme).public_id)}
+    assert globex_rows == dashboard_ids(globex)
+    assert not acme_rows & globex_rows
+
+
+def test_patching_a_globex_dashboard_through_acme_is_not_found(client_for, acme, globex):
+    target = dashboard_of(globex)
+    response = client_for("acme", "operator").patch(
+        f"/api/v1/dashboards/{target.public_id}/",
+        data={"title": "Taken over"},
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    after = dashboard_of(globex)
+    assert (after.title, after.updated_at) == (target.title, target.updated_at)
+    assert dashboard_of(acme).title != "Taken over"
+
+
+# --- 3. API with a token -----------------------------------------------------------------------
+
+
+def test_an_acme_token_is_unauthenticated_on_globexs_host(acme, globex):
+    secret = issue_token(acme, ["read", "write"])
+    client = api_client("globex")
+    for path in ("/api/v1/dashboards/", "/api/v1/members/", "/api/v1/audit-events/"):
+        response = client.get(path, **bearer(secret))
+        assert response.status_code == 401, path
+        assert str(dashboard_of(globex).public_id).encode() not in response.content
+    response = client.patch(
+        f"/api/v1/dashboards/{dashboard_of(globex).public_id}/",
+        data={"title": "Taken over"},
+        content_type="application/json",
+        **bearer(secret),
+    )
+    assert response.status_code == 401
+    assert dashboard_of(globex).title != "Taken over"
+
+
+def test_an_acme_token_sees_only_acmes_dashboards(acme, globex):
+    secret = issue_token(acme, ["read"])
+    rows = result_ids(api_client("acme").get("/api/v1/dashboards/", **bearer(secret)))
+    assert rows == dashboard_ids(acme)
+    assert str(dashboard_of(globex).public_id) not in rows
+
+
+def test_an_acme_token_cannot_reach_a_globex_dashboard_by_id(acme, globex):
+    secret = issue_token(acme, ["read", "write"])
+    client = api_client("acme")
+    target = dashboard_of(globex)
+    path = f"/api/v1/dashboards/{target.public_id}/"
+    assert client.get(path, **bearer(secret)).status_code == 404
+    response = client.patch(
+        path, data={"title": "Taken over"}, content_type="application/json", **bearer(secret)
+    )
+    assert response.status_code == 404
+    assert dashboard_of(globex).title == target.title
+
+
+def test_a_write_token_creates_dashboards_only_in_its_own_schema(acme, globex):
+    secret = issue_token(acme, ["read", "write"])
+    globex_before = dashboard_ids(globex)
+    response = api_client("acme").post(
+        "/api/v1/dashboards/",
+        data={"title": "Capacity"},
+        content_type="application/json",
+        **bearer(secret),
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["id"] in dashboard_ids(acme)
+    assert dashboard_ids(globex) == globex_before
+
+
+def test_a_read_only_token_cannot_create_a_dashboard(acme):
+    secret = issue_token(acme, ["read"])
+    before = dashboard_ids(acme)
+    response = api_client("acme").post(
+        "/api/v1/dashboards/",
+        data={"title": "Not allowed"},
+        content_type="application/json",
+        **bearer(secret),
+    )
+    assert response.status_code == 403
+    assert dashboard_ids(acme) == before
+
+
+def test_a_revoked_token_is_unauthenticated(acme):
+    from tenants import audit, services
+    from tenants.models import ApiToken
+    from tenants.tokens import digest
+
+    secret = issue_token(acme, ["read"])
+    client = api_client("acme")
+    assert client.get("/api/v1/dashboards/", **bearer(secret)).status_code == 200
+    token = ApiToken.objects.get(secret_hash=digest(secret))
+    services.revoke_token(
+        tenant=acme, token_id=token.public_id, actor=audit.Actor.system("isolation tests")
+    )
+    assert client.get("/api/v1/dashboards/", **bearer(secret)).status_code == 401
+
+
+def test_a_token_on_the_public_host_reaches_no_api(acme):
+    secret = issue_token(acme, ["read", "write"])
+    client = api_client(None)
+    for path in ("/api/v1/dashboards/", "/api/v1/members/"):
+        response = client.get(path, **bearer(secret))
+        # The public site has no API at all: the URL does not exist there.
+        assert response.status_code == 404, path
+        assert str(dashboard_of(acme).public_id).encode() not in response.content
+
+
+def test_a_token_lists_only_its_own_tenants_members(acme, globex):
+    secret = issue_token(acme, ["read"])
+    response = api_client("acme").get("/api/v1/members/", **bearer(secret))
+    assert response.status_code == 200
+    emails = {row["email"] for row in response.json()["results"]}
+    assert emails == member_emails(acme)
+    assert not emails & member_emails(globex)
+
+
+def test_a_token_lists_only_its_own_tenants_audit_events(acme, globex):
+    from tenants.models import AuditEvent
+
+    secret = issue_token(acme, ["read"])
+    rows = result_ids(api_client("acme").get("/api/v1/audit-events/", **bearer(secret)))
+    globex_events = {
+        str(pk)
+        for pk in AuditEvent.objects.filter(tenant=globex).values_list("public_id", flat=True)
+    }
+    assert rows
+    assert globex_events
+    assert not rows & globex_events
+
+
+# --- 4. WebSocket presence ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def session_cookie(django_db_setup, django_db_blocker) -> Iterator[Callable[[str], str]]:
+    """`session_cookie(email)`: a committed session for that user (the ASGI server reads it)."""
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    stores = []
+
+    def make(email: str) -> str:
+        with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
+            person = user(email)
+            store = store_class()
+            store[SESSION_KEY] = person._meta.pk.value_to_string(person)
+            store[BACKEND_SESSION_KEY] = EMAIL_BACKEND
+            store[HASH_SESSION_KEY] = person.get_session_auth_hash()
+            store.create()
+        stores.append(store)
+        return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+    yield make
+    with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
+        for store in stores:
+            store.delete()
+
+
+def user_id(email: str, django_db_blocker) -> str:
+    with django_db_blocker.unblock():
+        return str(user(email).pk)
+
+
+def member_ids(slug: str, django_db_blocker) -> set[str]:
+    from tenants.models import Membership
+
+    with django_db_blocker.unblock():
+        ids = Membership.objects.filter(tenant__schema_name=slug).values_list("user_id", flat=True)
+        return {str(pk) for pk in ids}
+
+
+@contextmanager
+def open_presence(server: str, host: str, cookie: str | None = None) -> Iterator[ClientConnection]:
+    """A real WebSocket to /ws/presence/ on `server`, sent with the Host header `host`."""
+    address, port = server.rsplit(":", 1)
+    sock = socket.create_connection((address, int(port)), timeout=10)
+    try:
+        with ws_connect(
+            f"ws://{host}:{port}/ws/presence/",
+            sock=sock,
+            origin=f"http://{host}:{port}",
+            additional_headers={"Cookie": cookie} if cookie else None,
+            open_timeout=10,
+            close_timeout=5,
+        ) as ws:
+            yield ws
+    finally:
+        sock.close()
+
+
+def presence_of(server: str, slug: str, cookie: str):
+    """A member's WebSocket to a tenant's presence channel."""
+    return open_presence(server, host_of(slug), cookie)
+
+
+def refusal_status(server: str, host: str, cookie: str | None = None) -> int:
+    """The HTTP status with which the server refuses the WebSocket handshake."""
+    with pytest.raises(InvalidStatus) as refused, open_presence(server, host, cookie):
+        pass
+    return refused.value.response.status_code
+
+
+def receive_json(ws: ClientConnection, timeout: float) -> dict | None:
+    """The next message, or None when nothing arrives within `timeout` seconds."""
+    try:
+        return json.loads(ws.recv(timeout=timeout))
+    except TimeoutError:
+        return None
+
+
+def wait_for_message(
+    ws: ClientConnection, wanted: Callable[[dict], bool], what: str, timeout: float = 10.0
+) -> dict:
+    """Read messages until one is `wanted`; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        message = receive_json(ws, left)
+        if message is not None and wanted(message):
+            return message
+    raise AssertionError(f"no {what} within {timeout}s")
+
+
+def wait_for_presence(ws: ClientConnection, viewer_id: str) -> dict:
+    return wait_for_message(
+        ws, lambda m: viewer_id in viewer_ids([m]), f"presence update listing {viewer_id}"
+    )
+
+
+def messages_within(ws: ClientConnection, seconds: float) -> list[dict]:
+    """Every message the socket receives during the next `seconds` seconds."""
+    deadline = time.monotonic() + seconds
+    received = []
+    while (left := deadline - time.monotonic()) > 0:
+        message = receive_json(ws, left)
+        if message is not None:
+            received.append(message)
+    return received
+
+
+def viewer_ids(messages: list[dict]) -> set[str]:
+    return {v["id"] for m in messages if m.get("type") == "presence" for v in m["viewers"]}
+
+
+def presence_hashes(keys: dict[str, str]) -> dict[str, set[str]]:
+    """Viewer ids stored under each tenant's presence key."""
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    try:
+        return {
+            slug: {json.loads(entry)["id"] for entry in client.hgetall(key).values()}
+            for slug, key in keys.items()
+        }
+    finally:
+        client.close()
+
+
+def test_a_member_sees_themself_in_their_tenants_presence(
+    live_server_url, session_cookie, django_db_blocker
+):
+    email = "operator@acme.example"
+    me = user_id(email, django_db_blocker)
+    with presence_of(live_server_url, "acme", session_cookie(email)) as ws:
+        message = wait_for_presence(ws, me)
+    mine = next(v for v in message["viewers"] if v["id"] == me)
+    assert mine["role"] == "operator"
+    assert {v["id"] for v in message["viewers"]} <= member_ids("acme", django_db_blocker)
+
+
+def test_a_quiet_presence_connection_stays_open(live_server_url, session_cookie, django_db_blocker):
+    email = "executive@acme.example"
+    me = user_id(email, django_db_blocker)
+    with presence_of(live_server_url, "acme", session_cookie(email)) as ws:
+        wait_for_presence(ws, me)
+        try:
+            # Longer than one blocking read of the channel layer (5 s): the socket must outlive it.
+            messages_within(ws, IDLE_WINDOW)
+            ws.send(json.dumps({"type": "ping"}))
+            wait_for_message(ws, lambda m: m == {"type": "pong"}, "pong")
+        except ConnectionClosed as closed:
+            pytest.fail(f"the server dropped a quiet presence connection: {closed!r}")
+
+
+def test_a_globex_member_cannot_open_acmes_presence(live_server_url, session_cookie):
+    cookie = session_cookie("admin@globex.example")
+    assert refusal_status(live_server_url, host_of("acme"), cookie) == 403
+
+
+@pytest.mark.parametrize("host", ["initech.localhost", "localhost"])
+def test_presence_is_refused_on_a_host_that_is_no_tenant(live_server_url, session_cookie, host):
+    cookie = session_cookie("admin@acme.example")
+    assert refusal_status(live_server_url, host, cookie) == 403
+
+
+def test_presence_is_refused_to_anonymous_visitors(live_server_url):
+    assert refusal_status(live_server_url, host_of("acme")) == 403
+
+
+def test_acme_presence_is_never_delivered_to_globex(
+    live_server_url, session_cookie, django_db_blocker
+):
+    acme_email, globex_email, globex_peer = (
+        "operator@acme.example",
+        "operator@globex.example",
+        "executive@globex.example",
+    )
+    acme_id, globex_id, peer_id = (
+        user_id(e, django_db_blocker) for e in (acme_email, globex_email, globex_peer)
+    )
+    with presence_of(live_server_url, "globex", session_cookie(globex_email)) as gx:
+        wait_for_presence(gx, globex_id)
+        with presence_of(live_server_url, "acme", session_cookie(acme_email)) as ac:
+            # Acme's own socket gets the update: the broadcast happened.
+            assert globex_id not in viewer_ids([wait_for_presence(ac, acme_id)])
+            heard = viewer_ids(messages_within(gx, QUIET_WINDOW))
+            assert not heard & member_ids("acme", django_db_blocker)
+            assert acme_id not in heard
+
+            # Redis keeps one presence hash per tenant, each naming only its own members.
+            keys = {slug: tenant_key(slug, "presence") for slug in ("acme", "globex")}
+            assert keys["acme"] != keys["globex"]
+            stored = presence_hashes(keys)
+            assert acme_id in stored["acme"] and acme_id not in stored["globex"]
+            assert globex_id in stored["globex"] and globex_id not in stored["acme"]
+
+            # The globex socket is live: a globex colleague arriving reaches it, acme does not.
+            with presence_of(live_server_url, "globex", session_cookie(globex_peer)):
+                update = wait_for_presence(gx, peer_id)
+                assert acme_id not in viewer_ids([update])
+
+
+def websocket_scope(slug: str | None, cookie: str | None) -> dict:
+    host = host_of(slug).encode()
+    headers = [(b"host", host), (b"origin", b"http://" + host)]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return {
+        "type": "websocket",
+        "path": "/ws/presence/",
+        "raw_path": b"/ws/presence/",
+        "query_string": b"",
+        "headers": headers,
+        "subprotocols": [],
+    }
+
+
+async def handshake(slug: str | None, cookie: str | None) -> tuple[ApplicationCommunicator, dict]:
+    """Open /ws/presence/ on the in-process ASGI app; return it and its answer to the connect."""
+    from portal.asgi import application
+
+    socket_ = ApplicationCommunicator(application, websocket_scope(slug, cookie))
+    await socket_.send_input({"type": "websocket.connect"})
+    return socket_, await socket_.receive_output(timeout=10)
+
+
+async def hang_up(socket_: ApplicationCommunicator) -> None:
+    await socket_.send_input({"type": "websocket.disconnect", "code": 1000})
+    await socket_.wait(timeout=10)
+
+
+def test_the_in_process_asgi_app_keeps_presence_within_the_tenant(
+    session_cookie, django_db_blocker
+):
+    from tenants.consumers import CLOSE_FORBIDDEN
+
+    acme_email = "security@acme.example"
+    acme_id = user_id(acme_email, django_db_blocker)
+    acme_cookie = session_cookie(acme_email)
+    globex_cookie = session_cookie("security@globex.example")
+
+    async def scenario() -> dict[str, dict]:
+        member, answer = await handshake("acme", acme_cookie)
+        outcomes = {"member": answer}
+        if answer["type"] == "websocket.accept":
+            outcomes["presence"] = await member.receive_output(timeout=10)
+        await hang_up(member)
+        for name, (slug, cookie) in {
+            "stranger": ("acme", globex_cookie),
+            "anonymous": ("acme", None),
+            "unknown": ("initech", acme_cookie),
+            "public": (None, acme_cookie),
+        }.items():
+            refused, outcomes[name] = await handshake(slug, cookie)
+            await hang_up(refused)
+        return outcomes
+
+    with django_db_blocker.unblock():
+        outcomes = async_to_sync(scenario)()
+    assert outcomes["member"]["type"] == "websocket.accept"
+    message = json.loads(outcomes["presence"]["text"])
+    assert message["type"] == "presence"
+    assert acme_id in viewer_ids([message])
+    # The consumer refuses people who are not members of the host's tenant.
+    for name in ("stranger", "anonymous"):
+        assert outcomes[name] == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}, name
+    # A host that is no tenant is refused before any consumer runs.
+    for name in ("unknown", "public"):
+        assert outcomes[name]["type"] == "websocket.close", name
+
+
+# --- 5. Cache ----------------------------------------------------------------------------------
+
+SUMMARY_KEY = "tenant-summary"
+
+
+@pytest.fixture
+def clean_summaries(acme, globex) -> Iterator[None]:
+    """No tenant-summary entry for either tenant before or after the test."""
+
+    def clear():
+        for tenant in (acme, globex):
+            with tenant_context(tenant):
+                cache.delete(SUMMARY_KEY)
+
+    clear()
+    yield
+    clear()
+
+
+@pytest.mark.parametrize("first, second", [("acme", "globex"), ("globex", "acme")])
+def test_a_cache_entry_of_one_tenant_is_invisible_to_the_other(clean_summaries, first, second):
+    writer, reader = tenant_named(first), tenant_named(second)
+    with tenant_context(writer):
+        cache.set(SUMMARY_KEY, {"tenant": first}, timeout=60)
+    with tenant_context(reader):
+        assert cache.get(SUMMARY_KEY) is None
+        cache.set(SUMMARY_KEY, {"tenant": second}, timeout=60)
+    with tenant_context(writer):
+        assert cache.get(SUMMARY_KEY) == {"tenant": first}
+    with tenant_context(reader):
+        assert cache.get(SUMMARY_KEY) == {"tenant": second}
+
+
+def test_cache_keys_carry_the_schema(clean_summaries, acme, globex):
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    raw = {}
+    for tenant in (acme, globex):
+        with tenant_context(tenant):
+            raw[tenant.schema_name] = make_key(SUMMARY_KEY, prefix, 1)
+            assert cache.make_key(SUMMARY_KEY) == raw[tenant.schema_name]
+            cache.set(SUMMARY_KEY, tenant.schema_name, timeout=60)
+    assert raw["acme"] != raw["globex"]
+    assert raw["acme"].startswith("acme:") and raw["globex"].startswith("globex:")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        assert client.exists(raw["acme"]) and client.exists(raw["globex"])
+    finally:
+        client.close()
+
+
+# --- 6. Celery ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender, other", [("acme", "globex"), ("globex", "acme")])
+def test_a_task_changes_only_the_senders_row_with_the_shared_id(
+    celery_worker, committed, sender, other
+):
+    from dashboards.models import Dashboard
+    from tests.celery_probe import retitle_dashboard
+
+    sending, untouched = tenant_named(sender), tenant_named(other)
+    original = dashboard_of(sending).title
+    other_before = dashboard_of(untouched).title
+    suffix = f" ({uuid.uuid4().hex[:8]})"
+    try:
+        with tenant_context(sending):
+            result = retitle_dashboard.delay(SHARED_PK, suffix)
+        outcome = result.get(timeout=TASK_TIMEOUT)
+        assert outcome == {"schema": sender, "title": original + suffix}
+        assert dashboard_of(sending).title == original + suffix
+        assert dashboard_of(untouched).title == other_before
+    finally:
+        with tenant_context(sending):
+            Dashboard.objects.filter(pk=SHARED_PK).update(title=original)
+
+
+def test_a_summary_refresh_sent_by_globex_is_cached_for_globex_only(
+    celery_worker, clean_summaries, acme, globex
+):
+    from tenants.summary import compute_summary
+    from tenants.tasks import refresh_tenant_summary
+
+    with tenant_context(globex):
+        result = refresh_tenant_summary.delay()
+    summary = result.get(timeout=TASK_TIMEOUT)
+    expected = compute_summary(globex)
+    assert summary["tenant"] == "globex"
+    for count in ("members", "active_tokens", "audit_events"):
+        assert summary[count] == expected[count], count
+    assert summary["members"] == len(member_emails(globex))
+    with tenant_context(globex):
+        assert cache.get(SUMMARY_KEY) == summary
+    with tenant_context(acme):
+        assert cache.get(SUMMARY_KEY) is None
+
+
+def test_a_summary_refresh_sent_from_the_public_schema_fails(celery_worker, clean_summaries):
+    from tenants.tasks import refresh_tenant_summary
+
+    with schema_context(get_public_schema_name()):
+        result = refresh_tenant_summary.delay()
+        result.get(timeout=TASK_TIMEOUT, propagate=False)
+        assert result.failed()
+        assert isinstance(result.result, RuntimeError)
+        assert "tenant's context" in str(result.result)
+        assert cache.get(SUMMARY_KEY) is None
