@@ -26,8 +26,12 @@ IN_CI = bool(os.environ.get("CI"))
 PASSWORD = "demo"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
-             message: str = "condition") -> object:
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> object:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -162,15 +166,31 @@ def celery_worker(process_env, tmp_path_factory) -> Iterator[None]:
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     hostname = f"tests-{os.getpid()}@localhost"
     cmd = [
-        sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo",
-        "--loglevel", "INFO", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
-        "--include", "tests.celery_probe", "--hostname", hostname, "--without-mingle",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        "--include",
+        "tests.celery_probe",
+        "--hostname",
+        hostname,
+        "--without-mingle",
         "--without-gossip",
     ]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=BASE_DIR, env=process_env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=BASE_DIR, env=process_env, stdout=out, stderr=subprocess.STDOUT
+        )
     try:
+
         def ready():
             if proc.poll() is not None:
                 raise AssertionError(f"Celery worker exited:\n{log.read_text()}")
@@ -188,11 +208,24 @@ def live_server_url(process_env, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
     env = dict(process_env, PORTAL_PORT=str(port))
-    cmd = [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1",
-           "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "portal.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--log-level",
+        "warning",
+    ]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
+
         def up():
             if proc.poll() is not None:
                 raise AssertionError(f"ASGI server exited:\n{log.read_text()}")
