@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from django.conf import settings
@@ -175,6 +176,12 @@ def tokens(request):
     issued = None
     errors = {}
     if request.method == "POST":
+        # Reloading the page that shows a new secret re-sends the form; the nonce makes sure one
+        # form creates at most one token (the secret is never stored to be shown again).
+        nonce = request.POST.get("form_nonce", "")
+        if not nonce or not cache.add(f"token-form:{nonce}", 1, timeout=24 * 3600):
+            messages.info(request, "That form was already submitted; its token exists once.")
+            return redirect("tokens")
         try:
             issued = services.create_token(
                 tenant=request.tenant,
@@ -184,6 +191,7 @@ def tokens(request):
                 created_by=request.user,
             )
         except ValidationError as exc:
+            cache.delete(f"token-form:{nonce}")  # nothing was created: the form may be re-sent
             errors = exc.message_dict
     response = render(
         request,
@@ -194,6 +202,7 @@ def tokens(request):
             "issued": issued,
             "errors": errors,
             "form": request.POST if errors else {},
+            "form_nonce": secrets.token_urlsafe(16),
         },
         status=400 if errors else 200,
     )

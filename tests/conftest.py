@@ -9,6 +9,7 @@ id in two schemas, which is what the isolation tests need.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,6 +42,17 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+_NONCE_RE = re.compile(r'name="form_nonce" value="([^"]+)"')
+
+
+def submit_token_form(client: Client, data: dict):
+    """POST the token form as a browser does: with the one-time nonce of a freshly loaded page."""
+    page = client.get("/tokens/").content.decode()
+    nonce = _NONCE_RE.search(page)
+    assert nonce, "the token form carries no form_nonce"
+    return client.post("/tokens/", {**data, "form_nonce": nonce.group(1)})
 
 
 def _require_redis() -> None:
@@ -207,7 +219,8 @@ def live_server_url(process_env, tmp_path_factory) -> Iterator[str]:
     """The ASGI app (HTTP + WebSocket) served by uvicorn on 127.0.0.1; base URL without host."""
     port = _free_port()
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    env = dict(process_env, PORTAL_PORT=str(port))
+    # As deployed: DEBUG off, so error pages are the product's own.
+    env = dict(process_env, PORTAL_PORT=str(port), DEBUG="false")
     cmd = [
         sys.executable,
         "-m",

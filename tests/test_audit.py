@@ -13,6 +13,7 @@ from django_tenants.utils import schema_exists, tenant_context
 from tenants import audit, services
 from tenants.models import AuditEvent, Membership, Tenant
 from tenants.provisioning import provision_tenant
+from tests.conftest import submit_token_form
 
 
 def _json(client, method: str, path: str, data: dict, **extra):
@@ -329,7 +330,7 @@ def test_a_failed_write_records_nothing(client_for, acme):
         admin.post("/members/", {"email": "x@example.com", "role": "root"}),
         admin.post("/members/", {"email": "operator@acme.example", "role": "admin"}),
         _json(admin, "post", "/api/v1/members/", {"email": "not-an-email", "role": "admin"}),
-        admin.post("/tokens/", {"name": "bad", "scopes": ["root"]}),
+        submit_token_form(admin, {"name": "bad", "scopes": ["root"]}),
         _json(admin, "post", "/api/v1/tokens/", {"name": "", "scopes": ["read"]}),
         admin.post("/dashboards/", {"title": "   "}),
         _json(admin, "post", "/api/v1/dashboards/", {"title": ""}),

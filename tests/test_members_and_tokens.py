@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
-from tests.conftest import _test_database_url, wait_for
+from tests.conftest import _test_database_url, submit_token_form, wait_for
 
 NEW_PASSWORD = "Correct-Horse-9-Battery!"
 SECRET_RE = re.compile(r"mpt_[A-Za-z0-9_\-]{20,}")
@@ -355,7 +355,7 @@ def test_a_token_created_on_the_page_shows_its_secret_once_and_stores_only_its_h
     client_for, acme
 ):
     admin = client_for("acme", "admin")
-    response = admin.post("/tokens/", {"name": "deploy bot", "scopes": ["read", "write"]})
+    response = submit_token_form(admin, {"name": "deploy bot", "scopes": ["read", "write"]})
 
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
@@ -374,6 +374,22 @@ def test_a_token_created_on_the_page_shows_its_secret_once_and_stores_only_its_h
     # It works.
     used = client_for("acme").get("/api/v1/dashboards/", **_bearer(secret))
     assert used.status_code == 200
+
+
+def test_re_sending_the_token_form_does_not_create_a_second_token(client_for, acme):
+    admin = client_for("acme", "admin")
+    page = admin.get("/tokens/").content.decode()
+    nonce = re.search(r'name="form_nonce" value="([^"]+)"', page).group(1)
+    data = {"name": "reloaded", "scopes": ["read"], "form_nonce": nonce}
+
+    first = admin.post("/tokens/", data)
+    again = admin.post("/tokens/", data)  # what a browser reload of the result page sends
+
+    assert first.status_code == 200 and SECRET_RE.search(first.content.decode())
+    assert again.status_code == 302 and again["Location"] == "/tokens/"
+    assert ApiToken.objects.filter(tenant=acme, name="reloaded").count() == 1
+    assert admin.post("/tokens/", {"name": "no nonce", "scopes": ["read"]}).status_code == 302
+    assert not ApiToken.objects.filter(tenant=acme, name="no nonce").exists()
 
 
 def test_a_token_created_through_the_api_returns_its_secret_once(client_for, acme):
@@ -401,7 +417,7 @@ def test_a_token_created_through_the_api_returns_its_secret_once(client_for, acm
 @pytest.mark.parametrize("scopes", [["root"], [], ["read", "admin"]])
 def test_bad_scopes_on_the_page_are_a_400_naming_scopes_and_write_nothing(client_for, acme, scopes):
     before = _counts(acme)
-    response = client_for("acme", "admin").post("/tokens/", {"name": "bad", "scopes": scopes})
+    response = submit_token_form(client_for("acme", "admin"), {"name": "bad", "scopes": scopes})
     assert response.status_code == 400
     assert "scopes: " in response.content.decode()
     assert not SECRET_RE.search(response.content.decode())

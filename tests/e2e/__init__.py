@@ -1,0 +1,1 @@
+"""End-to-end tests in a real Chromium against the portal served by uvicorn."""
