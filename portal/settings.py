@@ -201,6 +201,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Tenant-scoped API. Authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs are tenant URLs like any other: members (and read tokens) only.
+    "SERVE_PERMISSIONS": ["tenants.api.permissions.TenantPermission"],
     # Served from our own static files: the CSP allows no third-party origins.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -17,6 +17,7 @@ urlpatterns = [
     path("members/<uuid:membership_id>/remove/", views.member_remove, name="member-remove"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("tokens/<uuid:token_id>/rotate/", views.token_rotate, name="token-rotate"),
     path("audit/", views.audit_trail, name="audit"),
     path("", include("dashboards.urls")),
     path("", include("alerts.urls")),

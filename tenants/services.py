@@ -173,12 +173,16 @@ def create_token(
     return IssuedToken(token=token, secret=secret)
 
 
-@transaction.atomic
-def revoke_token(*, tenant: Tenant, token_id, actor: audit.Actor) -> ApiToken:
+def _locked_token(tenant: Tenant, token_id) -> ApiToken:
     try:
-        token = ApiToken.objects.select_for_update().get(tenant=tenant, public_id=token_id)
+        return ApiToken.objects.select_for_update().get(tenant=tenant, public_id=token_id)
     except (ApiToken.DoesNotExist, ValidationError):
         raise ApiToken.DoesNotExist(f"No token {token_id} in this tenant.") from None
+
+
+@transaction.atomic
+def revoke_token(*, tenant: Tenant, token_id, actor: audit.Actor) -> ApiToken:
+    token = _locked_token(tenant, token_id)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -191,6 +195,33 @@ def revoke_token(*, tenant: Tenant, token_id, actor: audit.Actor) -> ApiToken:
             after={"revoked_at": token.revoked_at},
         )
     return token
+
+
+@transaction.atomic
+def rotate_token(*, tenant: Tenant, token_id, actor: audit.Actor, created_by=None) -> IssuedToken:
+    """Replace a live token by a new one with the same name and scopes, in one step."""
+    old = _locked_token(tenant, token_id)
+    if old.revoked_at is not None:
+        raise ValidationError({"token": [f"Token {old.name} is revoked; create a new one."]})
+    expires_at = old.expires_at if old.expires_at and old.expires_at > timezone.now() else None
+    issued = create_token(
+        tenant=tenant,
+        name=old.name,
+        scopes=old.scopes,
+        actor=actor,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    revoke_token(tenant=tenant, token_id=old.public_id, actor=actor)
+    audit.record(
+        actor=actor,
+        action="token.rotated",
+        obj=issued.token,
+        tenant=tenant,
+        before={"token": str(old.public_id), "prefix": old.prefix},
+        after={"token": str(issued.token.public_id), "prefix": issued.token.prefix},
+    )
+    return issued
 
 
 def authenticate_token(secret: str, tenant: Tenant) -> ApiToken | None:

@@ -193,6 +193,11 @@ def tokens(request):
         except ValidationError as exc:
             cache.delete(f"token-form:{nonce}")  # nothing was created: the form may be re-sent
             errors = exc.message_dict
+    return _tokens_page(request, issued=issued, errors=errors)
+
+
+def _tokens_page(request, *, issued=None, errors=None):
+    errors = errors or {}
     response = render(
         request,
         "tenants/tokens.html",
@@ -233,3 +238,22 @@ def audit_trail(request):
         return HttpResponseBadRequest("limit: must be a whole number")
     events = audit.events_for(request.tenant)[:limit]
     return render(request, "tenants/audit.html", {"events": events})
+
+
+@require_perm(Perm.MANAGE_TOKENS)
+@require_POST
+def token_rotate(request, token_id):
+    try:
+        issued = services.rotate_token(
+            tenant=request.tenant,
+            token_id=token_id,
+            actor=audit.Actor.from_request(request),
+            created_by=request.user,
+        )
+    except ApiToken.DoesNotExist:
+        raise Http404("No such token.") from None
+    except ValidationError as exc:
+        # Also what a reload of the result page gets: the old token is revoked by then.
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("tokens")
+    return _tokens_page(request, issued=issued)
