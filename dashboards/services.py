@@ -40,13 +40,16 @@ def update_dashboard(
         dashboard.title = _clean_title(title)
     if description is not None:
         dashboard.description = description
+    after = {"title": dashboard.title, "description": dashboard.description}
+    if after == before:
+        return dashboard  # nothing changed: nothing to record
     dashboard.save()
     audit.record(
         actor=actor,
         action="dashboard.updated",
         obj=dashboard,
         before=before,
-        after={"title": dashboard.title, "description": dashboard.description},
+        after=after,
     )
     return dashboard
 

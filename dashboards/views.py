@@ -7,32 +7,32 @@ from dashboards import services
 from dashboards.models import Dashboard
 from tenants import audit
 from tenants.decorators import require_perm
-from tenants.roles import Perm, request_access
+from tenants.roles import Perm
 
 
 @require_perm(Perm.VIEW_DASHBOARDS)
 def dashboard_list(request):
-    errors = {}
     if request.method == "POST":
-        if not request_access(request).can(Perm.EDIT_DASHBOARDS):
-            from django.core.exceptions import PermissionDenied
+        return _create_dashboard(request)
+    return _list_page(request)
 
-            raise PermissionDenied("Your role cannot create dashboards.")
-        try:
-            dashboard = services.create_dashboard(
-                title=request.POST.get("title", ""),
-                description=request.POST.get("description", ""),
-                actor=audit.Actor.from_request(request),
-            )
-            return redirect("dashboard-detail", dashboard_id=dashboard.public_id)
-        except ValidationError as exc:
-            errors = exc.message_dict
-    return render(
-        request,
-        "dashboards/list.html",
-        {"dashboards": services.list_dashboards(), "errors": errors},
-        status=400 if errors else 200,
-    )
+
+@require_perm(Perm.EDIT_DASHBOARDS)
+def _create_dashboard(request):
+    try:
+        dashboard = services.create_dashboard(
+            title=request.POST.get("title", ""),
+            description=request.POST.get("description", ""),
+            actor=audit.Actor.from_request(request),
+        )
+    except ValidationError as exc:
+        return _list_page(request, errors=exc.message_dict)
+    return redirect("dashboard-detail", dashboard_id=dashboard.public_id)
+
+
+def _list_page(request, errors=None):
+    context = {"dashboards": services.list_dashboards(), "errors": errors or {}}
+    return render(request, "dashboards/list.html", context, status=400 if errors else 200)
 
 
 @require_perm(Perm.VIEW_DASHBOARDS)

@@ -1,7 +1,7 @@
 """System checks that refuse a production start with development defaults."""
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=False)
@@ -19,6 +19,14 @@ def production_settings_check(app_configs, **kwargs) -> list[Error]:
                 id="portal.E001",
             )
         )
+    if settings.DEBUG:
+        errors.append(
+            Error(
+                "DEBUG is on in production: error pages would show settings and code.",
+                hint="Unset DEBUG or set DEBUG=false.",
+                id="portal.E003",
+            )
+        )
     hosts = settings.ALLOWED_HOSTS
     if not hosts or "*" in hosts:
         errors.append(
@@ -26,6 +34,14 @@ def production_settings_check(app_configs, **kwargs) -> list[Error]:
                 "ALLOWED_HOSTS must list the portal's host names in production (no '*').",
                 hint="Set ALLOWED_HOSTS, e.g. 'portal.example.com,.portal.example.com'.",
                 id="portal.E002",
+            )
+        )
+    if settings.EMAIL_BACKEND.endswith(("console.EmailBackend", "dummy.EmailBackend")):
+        errors.append(
+            Warning(
+                "No mail server is configured: invitations and password resets go nowhere.",
+                hint="Set EMAIL_URL, e.g. smtp+tls://user:password@mail.example.com:587.",
+                id="portal.W001",
             )
         )
     return errors

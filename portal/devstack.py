@@ -152,7 +152,7 @@ def run_demo() -> int:
 
 
 def demo_banner(port: str) -> str:
-    from tenants.demo import DEMO_PASSWORD, DEMO_TENANTS, PLATFORM_ADMIN, demo_email
+    from portal.demo import DEMO_PASSWORD, DEMO_TENANTS, PLATFORM_ADMIN, demo_email
     from tenants.roles import Role
 
     lines = [

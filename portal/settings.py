@@ -3,12 +3,19 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+MONITORING_LEVELS = ("development", "staging", "production")
 MONITORING_LEVEL = env.str("MONITORING_LEVEL", default="development")
+if MONITORING_LEVEL not in MONITORING_LEVELS:
+    # A typo must not silently run production with development defaults.
+    raise ImproperlyConfigured(
+        f"MONITORING_LEVEL={MONITORING_LEVEL!r}: choose one of {', '.join(MONITORING_LEVELS)}"
+    )
 PRODUCTION = MONITORING_LEVEL == "production"
 DEBUG = env.bool("DEBUG", default=MONITORING_LEVEL == "development")
 
@@ -23,8 +30,9 @@ ALLOWED_HOSTS = env.list(
 
 # Tenants are served at <slug>.<PORTAL_BASE_DOMAIN>; the public site at PORTAL_BASE_DOMAIN itself.
 PORTAL_BASE_DOMAIN = env.str("PORTAL_BASE_DOMAIN", default="localhost")
-PORTAL_PORT = env.int("PORTAL_PORT", default=8000)
 PORTAL_SCHEME = env.str("PORTAL_SCHEME", default="https" if PRODUCTION else "http")
+# The port in links between hosts; the scheme's default port is left out of links.
+PORTAL_PORT = env.int("PORTAL_PORT", default=443 if PORTAL_SCHEME == "https" else 8000)
 
 SHARED_APPS = [
     "django_tenants",
@@ -171,7 +179,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+# Sign-in is case-insensitive, so lockout counts must be too.
+AXES_USERNAME_CALLABLE = "tenants.auth_backends.lockout_username"
+# The client address is REMOTE_ADDR. Behind a reverse proxy, let the ASGI server rewrite it from
+# X-Forwarded-For for trusted proxies only (uvicorn: FORWARDED_ALLOW_IPS / --forwarded-allow-ips).
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -192,7 +203,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.api.permissions.TenantPermission"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "tenants.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "tenants.api.errors.exception_handler",
 }
@@ -239,7 +250,16 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+        # Only behind a proxy that sets this header itself; otherwise clients could forge it.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Mail: invitations and password resets. Outside production they print to the console of the
+# process that sends them (the worker, for invitations).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default=f"Monitoring portal <noreply@{PORTAL_BASE_DOMAIN}>"
+)
 
 # Backends: unset is a normal state ("not connected"); later issues wire them in.
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")

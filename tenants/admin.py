@@ -11,7 +11,6 @@ from django.http import HttpResponseRedirect
 
 from tenants import audit, services
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
-from tenants.links import public_url
 from tenants.models import ApiToken, AuditEvent, Domain, Membership, Tenant
 from tenants.provisioning import provision_tenant
 
@@ -162,16 +161,9 @@ class MembershipAdminMixin(ServiceErrorsMixin):
                 tenant=tenant, membership_id=obj.public_id, role=obj.role, actor=actor
             )
         else:
-            invitation = services.add_member(
+            saved = services.add_member(
                 tenant=tenant, email=self.new_member_email(form, obj), role=obj.role, actor=actor
             )
-            saved = invitation.membership
-            if invitation.set_password_path:
-                self.message_user(
-                    request,
-                    f"New account: send {saved.user.email} this link to set a password: "
-                    f"{public_url(invitation.set_password_path)}",
-                )
         # The admin logs the object it saved: give it the row the service wrote.
         for field in ("pk", "public_id", "user", "tenant", "role", "created_at"):
             setattr(obj, field, getattr(saved, field))
@@ -191,6 +183,7 @@ class MembershipAdmin(MembershipAdminMixin, admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    exclude = ["secret_hash"]
     list_display = ["name", "tenant", "prefix", "scopes", "created_at", "revoked_at"]
     list_filter = ["tenant"]
 
@@ -233,6 +226,7 @@ class TenantMembershipAdmin(MembershipAdminMixin, TenantModelAdmin):
 
 @admin.register(ApiToken, site=tenant_admin_site)
 class TenantApiTokenAdmin(TenantModelAdmin):
+    exclude = ["secret_hash"]
     list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 

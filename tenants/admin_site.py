@@ -10,6 +10,9 @@ from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from tenants.roles import Perm, request_access
 
@@ -32,6 +35,9 @@ class PlatformAdminSite(PortalAdminSiteMixin, admin.AdminSite):
 
     site_header = "Platform administration"
     site_title = "Platform administration"
+
+    def has_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
 
 
 class TenantAdminSite(PortalAdminSiteMixin, admin.AdminSite):
@@ -57,8 +63,12 @@ class TenantAdminSite(PortalAdminSiteMixin, admin.AdminSite):
     def login(self, request, extra_context=None):
         # One sign-in page for the whole tenant host; a member without the admin role gets 403.
         if request.user.is_authenticated:
-            raise PermissionDenied("Only this tenant's admins may use its admin site.")
-        return redirect_to_login(request.get_full_path())
+            if not self.has_permission(request):
+                raise PermissionDenied("Only this tenant's admins may use its admin site.")
+            target = request.GET.get("next", "")
+            safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+            return redirect(target if target and safe else "tenant_admin:index")
+        return redirect_to_login(request.GET.get("next") or request.get_full_path())
 
     def each_context(self, request):
         context = super().each_context(request)
@@ -88,6 +98,20 @@ class TenantModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self._is_admin(request)
+
+    # Django's LogEntry table is shared by all tenants and keyed by per-schema ids, so a tenant
+    # site must neither write nor show it: the tenant's audit trail is the record.
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
+    def history_view(self, request, object_id, extra_context=None):
+        raise Http404("See the audit trail for this tenant's history.")
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)

@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from tenants.models import ApiToken, AuditEvent, Tenant
 
@@ -114,10 +115,18 @@ def record(
 
 
 def _current_tenant() -> Tenant | None:
-    tenant = getattr(connection, "tenant", None)
-    if not isinstance(tenant, Tenant) or tenant.schema_name == "public":
+    """The tenant of the connection's schema; None in the public schema."""
+    schema = connection.schema_name
+    if schema == get_public_schema_name():
         return None
-    return tenant
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.schema_name == schema:
+        return tenant
+    # schema_context() sets only a placeholder tenant: look the real one up.
+    try:
+        return Tenant.objects.get(schema_name=schema)
+    except Tenant.DoesNotExist:
+        raise RuntimeError(f"no tenant owns the schema {schema!r}") from None
 
 
 def events_for(tenant: Tenant | None):

@@ -9,7 +9,7 @@ from tenants.roles import request_access
 
 # Reachable without membership: signing in, and the API (it authenticates tokens itself and
 # applies the same membership rule in its permission class).
-_OPEN_PREFIXES = ("/accounts/login/", "/accounts/handoff/", "/api/", "/healthz", "/hooks/")
+_OPEN_PREFIXES = ("/accounts/login/", "/accounts/handoff/", "/api/", "/healthz")
 
 
 class TenantMembershipMiddleware:

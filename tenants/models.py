@@ -12,6 +12,7 @@ from django.db.models import Q
 from django_tenants.models import DomainMixin, TenantMixin
 
 from tenants.roles import Role, TokenScope
+from tenants.slugs import slug_for
 
 
 class Tenant(TenantMixin):
@@ -23,7 +24,8 @@ class Tenant(TenantMixin):
     is_active = models.BooleanField(default=True)
 
     auto_create_schema = True
-    auto_drop_schema = True
+    # Never drop a schema as a side effect of deleting a row: tenants are deactivated instead.
+    auto_drop_schema = False
 
     class Meta:
         ordering = ["name"]
@@ -33,7 +35,8 @@ class Tenant(TenantMixin):
 
     @property
     def slug(self) -> str:
-        return self.schema_name
+        """The first label of the tenant's host (see tenants.slugs)."""
+        return slug_for(self.schema_name)
 
 
 class Domain(DomainMixin):
@@ -92,10 +95,6 @@ class ApiToken(models.Model):
     @property
     def scope_set(self) -> frozenset[TokenScope]:
         return frozenset(TokenScope(s) for s in self.scopes if s in TokenScope.values)
-
-    @property
-    def is_revoked(self) -> bool:
-        return self.revoked_at is not None
 
 
 class AuditEvent(models.Model):

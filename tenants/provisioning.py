@@ -7,13 +7,14 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from tenants import audit
+from tenants.invitations import queue_invitation
 from tenants.models import Domain, Membership, Tenant
 from tenants.roles import Role
-from tenants.slugs import validate_tenant_slug
+from tenants.slugs import schema_name_for, validate_tenant_slug
 
 
 def tenant_host(slug: str) -> str:
@@ -59,7 +60,13 @@ def provision_tenant(
     nothing is created then. Works from any schema context: tenants are created from public.
     """
     with schema_context(get_public_schema_name()):
-        return _provision_tenant(slug=slug, name=name, admin_email=admin_email, actor=actor)
+        try:
+            return _provision_tenant(slug=slug, name=name, admin_email=admin_email, actor=actor)
+        except IntegrityError:
+            # Lost a race with another provisioning of the same slug or host.
+            raise ValidationError(
+                {"slug": [f"A tenant with the slug '{slug}' already exists."]}
+            ) from None
 
 
 @transaction.atomic
@@ -69,7 +76,7 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
         validate_tenant_slug(slug)
     except ValidationError as exc:
         errors["slug"] = exc.messages
-    if not errors and Tenant.objects.filter(schema_name=slug).exists():
+    if not errors and Tenant.objects.filter(schema_name=schema_name_for(slug)).exists():
         errors["slug"] = [f"A tenant with the slug '{slug}' already exists."]
     if not name or not name.strip():
         errors["name"] = ["The name is required."]
@@ -82,7 +89,7 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
             {"slug": ["The template schema is missing: run `manage.py setup_portal` first."]}
         )
 
-    tenant = Tenant(schema_name=slug, name=name.strip())
+    tenant = Tenant(schema_name=schema_name_for(slug), name=name.strip())
     tenant.save(verbosity=0)  # clones the template schema (auto_create_schema)
     domain = Domain.objects.create(domain=tenant_host(slug), tenant=tenant, is_primary=True)
     snapshot = {"slug": slug, "name": tenant.name, "domain": domain.domain}
@@ -93,6 +100,7 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
     if admin_email:
         user = get_or_create_user(admin_email)
         membership = Membership.objects.create(tenant=tenant, user=user, role=Role.ADMIN)
+        queue_invitation(membership)
         audit.record(
             actor=actor,
             action="member.added",
@@ -119,5 +127,9 @@ def get_or_create_user(email: str):
     if user is None:
         user = User(username=email, email=email)
         user.set_unusable_password()
-        user.save()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError:  # created meanwhile by a concurrent invitation
+            user = User.objects.get(username=email)
     return user

@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
 from tenants import audit, tokens
+from tenants.invitations import queue_invitation
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.provisioning import get_or_create_user, is_email
 from tenants.roles import Role, TokenScope
@@ -26,16 +24,12 @@ def _role(value: str) -> Role:
     return Role(value)
 
 
-@dataclass(frozen=True)
-class Invitation:
-    membership: Membership
-    # Path (on the public site) where a new user sets a password; None for existing users.
-    set_password_path: str | None
-
-
 @transaction.atomic
-def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> Invitation:
-    """Give the person with `email` a role in `tenant`, creating their account if needed."""
+def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> Membership:
+    """Give the person with `email` a role in `tenant`, creating their account if needed.
+
+    They are told by e-mail; a new account's set-password link goes only to that mailbox.
+    """
     role = _role(role)
     email = (email or "").strip()
     if not is_email(email):
@@ -52,11 +46,8 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
         tenant=tenant,
         after={"email": user.email, "role": role},
     )
-    path = None
-    if not user.has_usable_password():
-        uid = urlsafe_base64_encode(force_bytes(user.pk))
-        path = f"/accounts/reset/{uid}/{default_token_generator.make_token(user)}/"
-    return Invitation(membership=membership, set_password_path=path)
+    queue_invitation(membership)
+    return membership
 
 
 def _lock_memberships_of(tenant: Tenant) -> None:
@@ -203,7 +194,10 @@ def rotate_token(*, tenant: Tenant, token_id, actor: audit.Actor, created_by=Non
     old = _locked_token(tenant, token_id)
     if old.revoked_at is not None:
         raise ValidationError({"token": [f"Token {old.name} is revoked; create a new one."]})
-    expires_at = old.expires_at if old.expires_at and old.expires_at > timezone.now() else None
+    if old.expires_at is not None and old.expires_at <= timezone.now():
+        raise ValidationError({"token": [f"Token {old.name} has expired; create a new one."]})
+    # The replacement keeps the old one's remaining lifetime, never more.
+    expires_at = old.expires_at
     issued = create_token(
         tenant=tenant,
         name=old.name,
@@ -231,7 +225,7 @@ def authenticate_token(secret: str, tenant: Tenant) -> ApiToken | None:
         .select_related("tenant")
         .first()
     )
-    if token is None or token.revoked_at is not None:
+    if token is None or token.revoked_at is not None or not tenant.is_active:
         return None
     now = timezone.now()
     if token.expires_at is not None and token.expires_at <= now:

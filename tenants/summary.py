@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
+from django.core.cache import cache
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+from redis.exceptions import RedisError
 
 SUMMARY_CACHE_KEY = "tenant-summary"
+SUMMARY_TTL_SECONDS = 300
+WORKER_HEARTBEAT_KEY = "worker-heartbeat"
+log = logging.getLogger(__name__)
+
+
+def current_summary(tenant) -> dict:
+    """The cached counts, else fresh ones; the page works while the cache is down."""
+    try:
+        summary = cache.get(SUMMARY_CACHE_KEY)
+    except RedisError:
+        log.warning("cache unavailable; computing the tenant summary directly")
+        return compute_summary(tenant)
+    if summary is None:
+        summary = compute_summary(tenant)
+        cache.set(SUMMARY_CACHE_KEY, summary, timeout=SUMMARY_TTL_SECONDS)
+    return summary
+
+
+def worker_last_seen() -> datetime | None:
+    """When a Celery worker last reported in (a platform-wide, public-schema key)."""
+    try:
+        with schema_context(get_public_schema_name()):
+            value = cache.get(WORKER_HEARTBEAT_KEY)
+    except RedisError:
+        return None
+    return datetime.fromisoformat(value) if value else None
 
 
 def compute_summary(tenant) -> dict:

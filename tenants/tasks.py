@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
+import smtplib
+
 from celery import shared_task
 from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
 
-from tenants.summary import SUMMARY_CACHE_KEY, compute_summary
+from tenants.summary import (
+    SUMMARY_CACHE_KEY,
+    SUMMARY_TTL_SECONDS,
+    WORKER_HEARTBEAT_KEY,
+    compute_summary,
+)
 
-WORKER_HEARTBEAT_KEY = "worker-heartbeat"
+
+@shared_task(
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def send_invitation_email(membership_id: int) -> bool:
+    """E-mail a new member their invitation; a mail server outage is retried, not lost."""
+    from tenants.invitations import send_invitation
+    from tenants.models import Membership
+
+    membership = Membership.objects.select_related("user", "tenant").filter(pk=membership_id)
+    membership = membership.first()
+    if membership is None:  # removed before the mail went out
+        return False
+    send_invitation(membership)
+    return True
 
 
 @shared_task(ignore_result=False)
@@ -20,7 +44,7 @@ def refresh_tenant_summary() -> dict:
     if tenant is None or connection.schema_name == get_public_schema_name():
         raise RuntimeError("refresh_tenant_summary must be sent from a tenant's context")
     summary = compute_summary(tenant)
-    cache.set(SUMMARY_CACHE_KEY, summary, timeout=300)
+    cache.set(SUMMARY_CACHE_KEY, summary, timeout=SUMMARY_TTL_SECONDS)
     return summary
 
 

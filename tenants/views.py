@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,16 +12,16 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
-from django_tenants.utils import get_public_schema_name, schema_context
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from redis.exceptions import RedisError
 
 from tenants import audit, handoff, services
 from tenants.decorators import require_perm
-from tenants.links import public_url, tenant_url
+from tenants.links import tenant_url
 from tenants.models import ApiToken, Membership
 from tenants.roles import Perm, Role, TokenScope
-from tenants.summary import SUMMARY_CACHE_KEY, compute_summary
-from tenants.tasks import WORKER_HEARTBEAT_KEY
+from tenants.slugs import schema_name_for
+from tenants.summary import current_summary, worker_last_seen
 
 # ---- public site -------------------------------------------------------------------------------
 
@@ -43,7 +42,7 @@ def tenant_picker(request):
 def enter_tenant(request, slug: str):
     membership = (
         Membership.objects.filter(
-            user=request.user, tenant__schema_name=slug, tenant__is_active=True
+            user=request.user, tenant__schema_name=schema_name_for(slug), tenant__is_active=True
         )
         .select_related("tenant")
         .first()
@@ -54,6 +53,10 @@ def enter_tenant(request, slug: str):
     return redirect(tenant_url(membership.tenant, f"/accounts/handoff/?ticket={ticket}"))
 
 
+def _unavailable(request, hint: str):
+    return render(request, "503.html", {"hint": hint}, status=503)
+
+
 def healthz(request):
     return JsonResponse({"status": "ok"})
 
@@ -61,9 +64,19 @@ def healthz(request):
 # ---- tenant site -------------------------------------------------------------------------------
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def redeem_handoff(request):
-    user = handoff.redeem_ticket(request.GET.get("ticket", ""), request.tenant)
+    ticket = request.POST.get("ticket") or request.GET.get("ticket", "")
+    if request.method == "GET":
+        user = handoff.ticket_user(ticket, request.tenant)
+        if user is not None:
+            context = {"ticket": ticket, "ticket_user": user}
+            return render(request, "tenants/handoff.html", context)
+    else:
+        try:
+            user = handoff.redeem_ticket(ticket, request.tenant)
+        except RedisError:
+            return _unavailable(request, "Please sign in on this page directly for now.")
     if user is None:
         messages.error(
             request, "That sign-in link has expired or was already used. Please sign in."
@@ -75,20 +88,12 @@ def redeem_handoff(request):
 
 @require_GET
 def home(request):
-    tenant = request.tenant
-    summary = cache.get(SUMMARY_CACHE_KEY)
-    if summary is None:
-        summary = compute_summary(tenant)
-        cache.set(SUMMARY_CACHE_KEY, summary, timeout=60)
-    with schema_context(get_public_schema_name()):
-        heartbeat = cache.get(WORKER_HEARTBEAT_KEY)
-    if heartbeat:
-        heartbeat = datetime.fromisoformat(heartbeat)
-    return render(
-        request,
-        "tenants/home.html",
-        {"summary": summary, "worker_heartbeat": heartbeat, "backends": _backend_status()},
-    )
+    context = {
+        "summary": current_summary(request.tenant),
+        "worker_heartbeat": worker_last_seen(),
+        "backends": _backend_status(),
+    }
+    return render(request, "tenants/home.html", context)
 
 
 def _backend_status() -> list[dict]:
@@ -102,26 +107,22 @@ def _backend_status() -> list[dict]:
 @require_perm(Perm.MANAGE_MEMBERS)
 def members(request):
     tenant = request.tenant
-    invitation = None
     errors = {}
     if request.method == "POST":
         try:
-            invitation = services.add_member(
+            membership = services.add_member(
                 tenant=tenant,
                 email=request.POST.get("email", ""),
                 role=request.POST.get("role", ""),
                 actor=audit.Actor.from_request(request),
             )
-            messages.success(request, f"{invitation.membership.user.email} added.")
         except ValidationError as exc:
             errors = exc.message_dict
+        else:
+            messages.success(request, f"{membership.user.email} added and told by e-mail.")
+            return redirect("members")
     memberships = Membership.objects.filter(tenant=tenant).select_related("user")
     status = 400 if errors else 200
-    invite_url = (
-        public_url(invitation.set_password_path)
-        if invitation and invitation.set_password_path
-        else None
-    )
     return render(
         request,
         "tenants/members.html",
@@ -129,7 +130,6 @@ def members(request):
             "memberships": memberships,
             "roles": Role.choices,
             "errors": errors,
-            "invite_url": invite_url,
             "form": request.POST if errors else {},
         },
         status=status,
@@ -179,7 +179,11 @@ def tokens(request):
         # Reloading the page that shows a new secret re-sends the form; the nonce makes sure one
         # form creates at most one token (the secret is never stored to be shown again).
         nonce = request.POST.get("form_nonce", "")
-        if not nonce or not cache.add(f"token-form:{nonce}", 1, timeout=24 * 3600):
+        try:
+            first_use = bool(nonce) and cache.add(f"token-form:{nonce}", 1, timeout=24 * 3600)
+        except RedisError:
+            return _unavailable(request, "Tokens cannot be created while the cache is down.")
+        if not first_use:
             messages.info(request, "That form was already submitted; its token exists once.")
             return redirect("tokens")
         try:
@@ -193,6 +197,9 @@ def tokens(request):
         except ValidationError as exc:
             cache.delete(f"token-form:{nonce}")  # nothing was created: the form may be re-sent
             errors = exc.message_dict
+        except Exception:
+            cache.delete(f"token-form:{nonce}")
+            raise
     return _tokens_page(request, issued=issued, errors=errors)
 
 
@@ -233,9 +240,11 @@ def token_revoke(request, token_id):
 @require_GET
 def audit_trail(request):
     try:
-        limit = min(int(request.GET.get("limit", 200)), 1000)
+        limit = int(request.GET.get("limit", 200))
     except ValueError:
-        return HttpResponseBadRequest("limit: must be a whole number")
+        limit = 0
+    if not 1 <= limit <= 1000:
+        return HttpResponseBadRequest("limit: must be a whole number from 1 to 1000")
     events = audit.events_for(request.tenant)[:limit]
     return render(request, "tenants/audit.html", {"events": events})
 

@@ -3,6 +3,8 @@
 A WebSocket to an unknown host, or to the public host, is refused before any consumer runs.
 """
 
+from urllib.parse import urlsplit
+
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django_tenants.utils import get_public_schema_name, remove_www
@@ -18,11 +20,18 @@ def _tenant_for_host(host: str):
     return domain.tenant
 
 
-def _host_from_scope(scope) -> str:
+def _header(scope, wanted: bytes) -> str:
     for name, value in scope.get("headers", []):
-        if name == b"host":
-            return remove_www(value.decode("latin1").split(":")[0].lower())
+        if name == wanted:
+            return value.decode("latin1").strip().lower()
     return ""
+
+
+def _same_origin(scope) -> bool:
+    """A browser's socket must come from a page of the same host (sibling tenant hosts share
+    cookies, so "an allowed host" is not enough). Non-browser clients send no Origin."""
+    origin = _header(scope, b"origin")
+    return not origin or urlsplit(origin).netloc == _header(scope, b"host")
 
 
 class TenantFromHostMiddleware:
@@ -30,7 +39,8 @@ class TenantFromHostMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        tenant = await _tenant_for_host(_host_from_scope(scope))
+        host = remove_www(_header(scope, b"host").split(":")[0])
+        tenant = await _tenant_for_host(host) if _same_origin(scope) else None
         if tenant is None or not tenant.is_active:
             return await WebsocketDenier()(scope, receive, send)
         return await self.app(dict(scope, tenant=tenant), receive, send)

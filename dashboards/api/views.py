@@ -5,6 +5,7 @@ from dashboards import services
 from dashboards.api.serializers import DashboardSerializer
 from dashboards.models import Dashboard
 from tenants import audit
+from tenants.api.lookups import UUID_PATTERN
 from tenants.roles import Perm
 
 
@@ -14,6 +15,7 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     serializer_class = DashboardSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    lookup_value_regex = UUID_PATTERN
     read_perm = Perm.VIEW_DASHBOARDS
     write_perm = Perm.EDIT_DASHBOARDS
 

@@ -20,6 +20,8 @@ class TenantPermission(BasePermission):
         tenant = getattr(request, "tenant", None)
         if tenant is None or tenant.schema_name == get_public_schema_name():
             return False
+        if not tenant.is_active:
+            return False
         if not isinstance(request.auth, ApiToken) and not request.user.is_authenticated:
             return False
         perm = getattr(view, "read_perm" if request.method in SAFE_METHODS else "write_perm", None)

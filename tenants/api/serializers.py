@@ -14,17 +14,6 @@ class MembershipSerializer(serializers.ModelSerializer):
         fields = ["id", "email", "name", "role", "created_at"]
 
 
-class MemberInvitedSerializer(MembershipSerializer):
-    set_password_url = serializers.URLField(
-        read_only=True,
-        allow_null=True,
-        help_text="For a new account: the one-time link where the person sets a password.",
-    )
-
-    class Meta(MembershipSerializer.Meta):
-        fields = [*MembershipSerializer.Meta.fields, "set_password_url"]
-
-
 class MemberInviteSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices)

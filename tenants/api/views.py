@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from tenants import audit, services
 from tenants.api import serializers as s
-from tenants.links import public_url
+from tenants.api.lookups import UUID_PATTERN
 from tenants.models import ApiToken, AuditEvent, Membership
 from tenants.roles import Perm
 
@@ -19,6 +19,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     serializer_class = s.MembershipSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    lookup_value_regex = UUID_PATTERN
     read_perm = Perm.VIEW_MEMBERS
     write_perm = Perm.MANAGE_MEMBERS
 
@@ -27,21 +28,18 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return Membership.objects.none()
         return Membership.objects.filter(tenant=self.request.tenant).select_related("user")
 
-    @extend_schema(request=s.MemberInviteSerializer, responses={201: s.MemberInvitedSerializer})
+    @extend_schema(
+        request=s.MemberInviteSerializer,
+        responses={201: s.MembershipSerializer},
+        description="Adds the person (creating their account if needed) and e-mails them.",
+    )
     def create(self, request):
         data = s.MemberInviteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        invitation = services.add_member(
+        membership = services.add_member(
             tenant=request.tenant, actor=audit.Actor.from_request(request), **data.validated_data
         )
-        body = dict(
-            s.MembershipSerializer(invitation.membership).data,
-            set_password_url=public_url(invitation.set_password_path)
-            if invitation.set_password_path
-            else None,
-        )
-        # The link lets whoever holds it set the password: never cache this response.
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.MemberRoleSerializer, responses={200: s.MembershipSerializer})
     def partial_update(self, request, id=None):
@@ -74,6 +72,7 @@ class TokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.ApiTokenSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    lookup_value_regex = UUID_PATTERN
     read_perm = Perm.MANAGE_TOKENS
     write_perm = Perm.MANAGE_TOKENS
 
@@ -129,6 +128,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.AuditEventSerializer
     lookup_field = "public_id"
     lookup_url_kwarg = "id"
+    lookup_value_regex = UUID_PATTERN
     read_perm = Perm.VIEW_AUDIT
 
     def get_queryset(self):

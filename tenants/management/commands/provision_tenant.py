@@ -34,6 +34,6 @@ class Command(BaseCommand):
         elapsed = (time.perf_counter() - started) * 1000
         self.stdout.write(
             self.style.SUCCESS(
-                f"Tenant '{tenant.schema_name}' ready at {tenant_host(slug)} ({elapsed:.0f} ms)."
+                f"Tenant '{tenant.slug}' ready at {tenant_host(slug)} ({elapsed:.0f} ms)."
             )
         )

@@ -1,4 +1,7 @@
-"""Demo data: tenants acme and globex with one user per role. Idempotent."""
+"""Demo data: tenants acme and globex with one user per role, and a dashboard each. Idempotent.
+
+It lives with the project wiring because it spans the apps (tenants, dashboards).
+"""
 
 from __future__ import annotations
 
