@@ -1,0 +1,233 @@
+"""Edges found in review: deactivated tenants, admin history, lockout case, outages, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from dashboards import services as dashboard_services
+from dashboards.models import Dashboard
+from tenants import audit, services
+from tenants.models import ApiToken, AuditEvent
+from tenants.provisioning import provision_tenant
+from tenants.ws_middleware import _same_origin
+from tests.conftest import BASE_DIR, PASSWORD
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "OPTIONS": {"socket_connect_timeout": 0.2},
+    }
+}
+
+
+def _bearer(secret: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+def test_a_deactivated_tenant_refuses_pages_api_sessions_and_tokens(client_for, acme):
+    issued = services.create_token(
+        tenant=acme, name="cron", scopes=["read"], actor=audit.Actor.system("test")
+    )
+    acme.is_active = False
+    acme.save(update_fields=["is_active"])
+
+    assert client_for("acme", "admin").get("/").status_code == 403
+    assert client_for("acme", "admin").get("/api/v1/dashboards/").status_code == 403
+    by_token = client_for("acme").get("/api/v1/dashboards/", **_bearer(issued.secret))
+    assert by_token.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed"),
+    [
+        ("http://acme.localhost:8000", "acme.localhost:8000", True),
+        ("http://globex.localhost:8000", "acme.localhost:8000", False),
+        ("http://acme.localhost:9999", "acme.localhost:8000", False),
+        (None, "acme.localhost:8000", True),  # not a browser: no ambient cookies to abuse
+    ],
+)
+def test_a_websocket_must_come_from_a_page_of_its_own_host(origin, host, allowed):
+    headers = [(b"host", host.encode())]
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    assert _same_origin({"headers": headers}) is allowed
+
+
+def test_the_tenant_admin_neither_writes_nor_shows_djangos_shared_history(client_for, acme):
+    with schema_context("acme"):
+        dashboard = Dashboard.objects.get(pk=1)
+    admin = client_for("acme", "admin")
+    before = LogEntry.objects.count()
+
+    response = admin.post(
+        f"/admin/dashboards/dashboard/{dashboard.pk}/change/",
+        {"title": "Board room", "description": "changed in the admin"},
+    )
+
+    assert response.status_code == 302
+    assert LogEntry.objects.count() == before
+    last = AuditEvent.objects.filter(tenant=acme).order_by("-seq").first()
+    assert last.action == "dashboard.updated" and last.after["title"] == "Board room"
+    history = admin.get(f"/admin/dashboards/dashboard/{dashboard.pk}/history/")
+    assert history.status_code == 404
+
+
+def test_a_signed_in_tenant_admin_at_the_admin_login_goes_to_the_admin(client_for):
+    response = client_for("acme", "admin").get("/admin/login/?next=/admin/tenants/membership/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/tenants/membership/"
+    elsewhere = client_for("acme", "admin").get("/admin/login/?next=https://evil.example/")
+    assert elsewhere["Location"] == "/admin/"
+
+
+def test_the_platform_admin_is_for_superusers_not_staff(db):
+    staff = get_user_model().objects.create_user(
+        "staff@platform.example", "staff@platform.example", PASSWORD, is_staff=True
+    )
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(staff, backend="tenants.auth_backends.EmailBackend")
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_lockout_counts_case_variants_of_one_account_together(db):
+    client = Client(HTTP_HOST="acme.localhost", REMOTE_ADDR="10.9.8.7")
+    for variant in ["Admin@acme.example", "ADMIN@ACME.EXAMPLE", " admin@acme.example"] * 2:
+        client.post("/accounts/login/", {"username": variant, "password": "wrong"})
+    right = client.post(
+        "/accounts/login/", {"username": "admin@Acme.example", "password": PASSWORD}
+    )
+    assert right.status_code == 429
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "abc", "1001"])
+def test_the_audit_page_refuses_a_bad_limit_with_a_400_naming_it(client_for, limit):
+    response = client_for("acme", "admin").get(f"/audit/?limit={limit}")
+    assert response.status_code == 400
+    assert b"limit" in response.content
+
+
+def test_writes_made_under_schema_context_land_in_that_tenants_trail(acme):
+    with schema_context("acme"):
+        dashboard_services.create_dashboard(title="Ops", actor=audit.Actor.system("shell"))
+    event = AuditEvent.objects.order_by("-pk").first()
+    assert event.action == "dashboard.created"
+    assert event.tenant_id == acme.pk
+
+
+def test_a_tenant_with_a_hyphenated_slug_is_reachable(client_for, db):
+    tenant = provision_tenant(
+        slug="north-wind", name="Northwind", admin_email=None, actor=audit.Actor.system("test")
+    )
+    assert tenant.schema_name == "north_wind" and tenant.slug == "north-wind"
+    services.add_member(
+        tenant=tenant, email="operator@acme.example", role="operator", actor=audit.Actor.system("t")
+    )
+    assert client_for("north-wind", email="operator@acme.example").get("/").status_code == 200
+
+
+def test_the_home_page_works_while_the_cache_is_down(client_for, settings):
+    settings.CACHES = DEAD_REDIS
+    response = client_for("acme", "executive").get("/")
+    assert response.status_code == 200
+    assert b"not seen yet" in response.content  # the worker heartbeat is unknown, not an error
+
+
+def test_hand_over_and_token_creation_answer_503_while_the_cache_is_down(client_for, settings):
+    from tenants import handoff
+    from tenants.models import Tenant
+
+    user = get_user_model().objects.get(email="admin@acme.example")
+    ticket = handoff.make_ticket(user, Tenant.objects.get(schema_name="acme"))
+    admin = client_for("acme", "admin")
+    page = admin.get("/tokens/").content.decode()
+    nonce = page.split('name="form_nonce" value="')[1].split('"')[0]
+    settings.CACHES = DEAD_REDIS
+
+    redeemed = Client(HTTP_HOST="acme.localhost").post("/accounts/handoff/", {"ticket": ticket})
+    token = admin.post("/tokens/", {"name": "x", "scopes": ["read"], "form_nonce": nonce})
+
+    assert redeemed.status_code == 503
+    assert token.status_code == 503
+    assert not ApiToken.objects.filter(name="x").exists()
+
+
+def test_an_expired_token_cannot_be_rotated_into_a_fresh_one(client_for, acme):
+    issued = services.create_token(
+        tenant=acme,
+        name="old",
+        scopes=["read"],
+        actor=audit.Actor.system("test"),
+        expires_at=timezone.now() + timedelta(seconds=1),
+    )
+    ApiToken.objects.filter(pk=issued.token.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    response = client_for("acme", "admin").post(f"/tokens/{issued.token.public_id}/rotate/")
+    assert response.status_code == 302
+    assert ApiToken.objects.filter(tenant=acme, name="old").count() == 1
+
+
+def test_api_ids_that_are_not_uuids_are_not_found(client_for):
+    response = client_for("acme", "admin").patch(
+        "/api/v1/dashboards/1/", {"title": "x"}, content_type="application/json"
+    )
+    assert response.status_code == 404
+
+
+def test_an_unchanged_dashboard_update_records_nothing(acme):
+    with schema_context("acme"):
+        dashboard = Dashboard.objects.get(pk=1)
+        before = AuditEvent.objects.count()
+        dashboard_services.update_dashboard(
+            dashboard_id=dashboard.public_id, title=dashboard.title, actor=audit.Actor.system("t")
+        )
+    assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.parametrize("level", ["prod", "Production", "test"])
+def test_an_unknown_monitoring_level_stops_the_start(level, process_env):
+    env = dict(process_env, MONITORING_LEVEL=level)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "MONITORING_LEVEL" in result.stderr and level in result.stderr
+
+
+def test_production_refuses_debug_and_warns_without_a_mail_server(process_env):
+    env = dict(
+        process_env,
+        MONITORING_LEVEL="production",
+        SECRET_KEY="x" * 20 + "y" * 20 + "z" * 20 + "0123456789",
+        ALLOWED_HOSTS="portal.example.com,.portal.example.com",
+        DEBUG="true",
+    )
+    env.pop("EMAIL_URL", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "portal.E003" in output and "portal.W001" in output

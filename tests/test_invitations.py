@@ -1,0 +1,157 @@
+"""Invitations: the set-password link goes to the invitee's mailbox and nowhere else."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from portal.celery import app as celery_app
+from tenants import audit
+from tenants.models import Membership
+from tenants.provisioning import provision_tenant
+from tenants.tasks import send_invitation_email
+
+RESET_LINK_RE = re.compile(r"https?://[^\s]+/accounts/reset/[^\s]+/")
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run queued tasks in-process so the mail lands in `mailoutbox`."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def _invite(client_for, slug, email, role, captured):
+    with captured(execute=True):
+        return client_for(slug, "admin").post("/members/", {"email": email, "role": role})
+
+
+def test_a_new_colleague_gets_a_link_by_mail_and_the_inviter_never_sees_it(
+    client_for, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    response = _invite(
+        client_for, "acme", "newbie@corp.example", "operator", django_capture_on_commit_callbacks
+    )
+
+    assert response.status_code == 302
+    page = client_for("acme", "admin").get("/members/").content.decode()
+    assert not RESET_LINK_RE.search(page)
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == ["newbie@corp.example"]
+    assert "Acme Corporation" in mail.subject
+    link = RESET_LINK_RE.search(mail.body).group(0)
+    assert link.startswith("http://localhost:")
+
+    public = Client(HTTP_HOST="localhost")
+    path = "/" + link.split("/", 3)[3]
+    form = public.get(path, follow=True)
+    assert form.status_code == 200
+    done = public.post(
+        form.redirect_chain[-1][0] if form.redirect_chain else path,
+        {"new_password1": "Tr1cky-Horse-Battery", "new_password2": "Tr1cky-Horse-Battery"},
+    )
+    assert done.status_code == 302
+    signed_in = Client(HTTP_HOST="acme.localhost").post(
+        "/accounts/login/",
+        {"username": "newbie@corp.example", "password": "Tr1cky-Horse-Battery"},
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/"
+
+
+def test_another_tenant_inviting_the_same_new_person_gets_no_link_either(
+    client_for, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    _invite(
+        client_for, "acme", "shared@corp.example", "executive", django_capture_on_commit_callbacks
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for("globex", "admin").post(
+            "/api/v1/members/",
+            {"email": "shared@corp.example", "role": "admin"},
+            content_type="application/json",
+        )
+
+    assert response.status_code == 201
+    assert not RESET_LINK_RE.search(response.content.decode())
+    assert "set_password" not in response.json()
+    assert [m.to for m in mailoutbox] == [["shared@corp.example"], ["shared@corp.example"]]
+
+
+def test_someone_who_already_has_a_password_is_told_without_a_link(
+    client_for, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    _invite(
+        client_for,
+        "globex",
+        "operator@acme.example",
+        "security",
+        django_capture_on_commit_callbacks,
+    )
+    assert len(mailoutbox) == 1
+    assert "Globex Industries" in mailoutbox[0].body
+    assert not RESET_LINK_RE.search(mailoutbox[0].body)
+
+
+def test_a_new_tenants_first_admin_is_invited_by_mail(
+    db, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        provision_tenant(
+            slug="initech",
+            name="Initech",
+            admin_email="boss@initech.example",
+            actor=audit.Actor.system("test"),
+        )
+    assert [m.to for m in mailoutbox] == [["boss@initech.example"]]
+    assert RESET_LINK_RE.search(mailoutbox[0].body)
+    assert "http://initech.localhost:" in mailoutbox[0].body
+
+
+def test_a_failed_invite_queues_no_mail(client_for, django_capture_on_commit_callbacks, mailoutbox):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for("acme", "admin").post(
+            "/members/", {"email": "operator@acme.example", "role": "admin"}
+        )
+    assert response.status_code == 400
+    assert callbacks == []
+    assert mailoutbox == []
+
+
+class RefusingMailBackend:
+    """A mail server that is down; counts the attempts to reach it."""
+
+    attempts = 0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        RefusingMailBackend.attempts += 1
+        raise ConnectionRefusedError("mail server down")
+
+
+def test_a_mail_server_outage_is_retried_not_lost(acme, settings, mailoutbox):
+    settings.EMAIL_BACKEND = "tests.test_invitations.RefusingMailBackend"
+    user = get_user_model().objects.create_user("late@corp.example", "late@corp.example")
+    membership = Membership.objects.create(tenant=acme, user=user, role="executive")
+
+    RefusingMailBackend.attempts = 0
+
+    # Run in-process, each retry follows at once instead of after its back-off delay.
+    result = send_invitation_email.apply(args=[membership.pk])
+
+    assert RefusingMailBackend.attempts == send_invitation_email.max_retries + 1
+    assert result.state == "FAILURE"  # given up only after the retries, and recorded as such
+    assert isinstance(result.result, ConnectionRefusedError)
+    assert mailoutbox == []
+
+
+def test_an_invitation_for_a_membership_removed_meanwhile_is_dropped(acme, mailoutbox):
+    assert send_invitation_email.apply(args=[987654321]).get() is False
+    assert mailoutbox == []
