@@ -15,6 +15,12 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<uuid:membership_id>/role/", views.member_change_role, name="member-role"),
     path("members/<uuid:membership_id>/remove/", views.member_remove, name="member-remove"),
+    path(
+        "members/<uuid:membership_id>/invite-again/",
+        views.member_resend_invitation,
+        name="member-invite-again",
+    ),
+    path("settings/", views.tenant_settings, name="tenant-settings"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("tokens/<uuid:token_id>/rotate/", views.token_rotate, name="token-rotate"),

@@ -36,6 +36,7 @@ class Perm(enum.StrEnum):
     VIEW_MEMBERS = "view_members"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_TOKENS = "manage_tokens"
+    MANAGE_SETTINGS = "manage_settings"
     ADMIN_SITE = "admin_site"
     INGEST_METRICS = "ingest_metrics"
     RECEIVE_WEBHOOKS = "receive_webhooks"
@@ -66,6 +67,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.VIEW_MEMBERS,
             Perm.MANAGE_MEMBERS,
             Perm.MANAGE_TOKENS,
+            Perm.MANAGE_SETTINGS,
             Perm.ADMIN_SITE,
         }
     ),

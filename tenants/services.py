@@ -108,6 +108,47 @@ def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> None:
     membership.delete()
 
 
+@transaction.atomic
+def resend_invitation(*, tenant: Tenant, membership_id, actor: audit.Actor) -> Membership:
+    """Mail the invitation again (e.g. its set-password link expired before it was used)."""
+    membership = _locked_membership(tenant, membership_id)
+    if membership.user.has_usable_password():
+        raise ValidationError(
+            {"email": [f"{membership.user.email} has already chosen a password."]}
+        )
+    audit.record(
+        actor=actor,
+        action="member.invitation_resent",
+        obj=membership,
+        tenant=tenant,
+        after={"email": membership.user.email},
+    )
+    queue_invitation(membership)
+    return membership
+
+
+@transaction.atomic
+def rename_tenant(*, tenant: Tenant, name: str, actor: audit.Actor) -> Tenant:
+    """Change the display name people see; the slug and host never change."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise ValidationError({"name": ["A name of 1 to 200 characters is required."]})
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if locked.name != name:
+        before = {"name": locked.name}
+        locked.name = name
+        locked.save(update_fields=["name"])
+        audit.record(
+            actor=actor,
+            action="tenant.renamed",
+            obj=locked,
+            tenant=locked,
+            before=before,
+            after={"name": name},
+        )
+    return locked
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: ApiToken

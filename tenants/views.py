@@ -171,6 +171,43 @@ def member_remove(request, membership_id):
     return redirect("members")
 
 
+@require_perm(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_resend_invitation(request, membership_id):
+    try:
+        membership = services.resend_invitation(
+            tenant=request.tenant,
+            membership_id=membership_id,
+            actor=audit.Actor.from_request(request),
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, f"Invitation sent again to {membership.user.email}.")
+    return redirect("members")
+
+
+@require_perm(Perm.MANAGE_SETTINGS)
+def tenant_settings(request):
+    errors = {}
+    if request.method == "POST":
+        try:
+            services.rename_tenant(
+                tenant=request.tenant,
+                name=request.POST.get("name", ""),
+                actor=audit.Actor.from_request(request),
+            )
+        except ValidationError as exc:
+            errors = exc.message_dict
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("tenant-settings")
+    context = {"errors": errors, "form": request.POST if errors else {}}
+    return render(request, "tenants/settings.html", context, status=400 if errors else 200)
+
+
 @require_perm(Perm.MANAGE_TOKENS)
 def tokens(request):
     issued = None

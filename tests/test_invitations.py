@@ -10,7 +10,7 @@ from django.test import Client
 
 from portal.celery import app as celery_app
 from tenants import audit
-from tenants.models import Membership
+from tenants.models import AuditEvent, Membership
 from tenants.provisioning import provision_tenant
 from tenants.tasks import send_invitation_email
 
@@ -155,3 +155,36 @@ def test_a_mail_server_outage_is_retried_not_lost(acme, settings, mailoutbox):
 def test_an_invitation_for_a_membership_removed_meanwhile_is_dropped(acme, mailoutbox):
     assert send_invitation_email.apply(args=[987654321]).get() is False
     assert mailoutbox == []
+
+
+def test_an_admin_can_send_a_pending_invitation_again(
+    client_for, acme, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    _invite(
+        client_for, "acme", "slow@corp.example", "executive", django_capture_on_commit_callbacks
+    )
+    membership = Membership.objects.get(tenant=acme, user__email="slow@corp.example")
+    admin = client_for("acme", "admin")
+    assert "invited, not signed in yet" in admin.get("/members/").content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin.post(f"/members/{membership.public_id}/invite-again/")
+    with django_capture_on_commit_callbacks(execute=True):
+        api = admin.post(f"/api/v1/members/{membership.public_id}/invite-again/")
+
+    assert page.status_code == 302 and api.status_code == 202
+    assert [m.to for m in mailoutbox] == [["slow@corp.example"]] * 3
+    assert all(RESET_LINK_RE.search(m.body) for m in mailoutbox)
+    assert AuditEvent.objects.filter(tenant=acme, action="member.invitation_resent").count() == 2
+
+
+def test_no_invitation_again_for_someone_with_a_password_or_by_a_non_admin(client_for, acme):
+    operator = Membership.objects.get(tenant=acme, user__email="operator@acme.example")
+    refused = client_for("acme", "admin").post(
+        f"/api/v1/members/{operator.public_id}/invite-again/"
+    )
+    by_security = client_for("acme", "security").post(
+        f"/members/{operator.public_id}/invite-again/"
+    )
+    assert refused.status_code == 400 and "email" in refused.json()
+    assert by_security.status_code == 403

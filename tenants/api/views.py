@@ -56,6 +56,18 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             raise Http404 from None
         return Response(s.MembershipSerializer(membership).data)
 
+    @extend_schema(request=None, responses={202: s.MembershipSerializer})
+    @action(detail=True, methods=["post"], url_path="invite-again")
+    def invite_again(self, request, id=None):
+        """E-mail the invitation again to a member who has not chosen a password yet."""
+        try:
+            membership = services.resend_invitation(
+                tenant=request.tenant, membership_id=id, actor=audit.Actor.from_request(request)
+            )
+        except Membership.DoesNotExist:
+            raise Http404 from None
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_202_ACCEPTED)
+
     def destroy(self, request, id=None):
         try:
             services.remove_member(
