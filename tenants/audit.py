@@ -129,6 +129,14 @@ def _current_tenant() -> Tenant | None:
         raise RuntimeError(f"no tenant owns the schema {schema!r}") from None
 
 
-def events_for(tenant: Tenant | None):
-    """The trail of one tenant (or of the platform for None), newest first."""
-    return AuditEvent.objects.filter(tenant=tenant).order_by("-seq")
+def events_for(tenant: Tenant | None, *, action: str = "", actor: str = "", text: str = ""):
+    """The trail of one tenant (or of the platform for None), newest first, optionally narrowed:
+    `action` by prefix ("token." = every token event), `actor` and `text` by substring."""
+    events = AuditEvent.objects.filter(tenant=tenant)
+    if action:
+        events = events.filter(action__startswith=action)
+    if actor:
+        events = events.filter(actor_label__icontains=actor)
+    if text:
+        events = events.filter(object_repr__icontains=text)
+    return events.order_by("-seq")

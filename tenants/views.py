@@ -282,8 +282,9 @@ def audit_trail(request):
         limit = 0
     if not 1 <= limit <= 1000:
         return HttpResponseBadRequest("limit: must be a whole number from 1 to 1000")
-    events = audit.events_for(request.tenant)[:limit]
-    return render(request, "tenants/audit.html", {"events": events})
+    filters = {key: request.GET.get(key, "").strip()[:100] for key in ("action", "actor", "text")}
+    events = audit.events_for(request.tenant, **filters)[:limit]
+    return render(request, "tenants/audit.html", {"events": events, "filters": filters})
 
 
 @require_perm(Perm.MANAGE_TOKENS)

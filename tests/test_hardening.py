@@ -231,3 +231,14 @@ def test_production_refuses_debug_and_warns_without_a_mail_server(process_env):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "portal.E003" in output and "portal.W001" in output
+
+
+def test_security_staff_narrow_the_audit_trail_by_action_and_actor(client_for, acme):
+    services.create_token(tenant=acme, name="n1", scopes=["read"], actor=audit.Actor.system("bot"))
+    security = client_for("acme", "security")
+
+    page = security.get("/audit/?action=token.&actor=bot").content.decode()
+    api = security.get("/api/v1/audit-events/?action=member.").json()["results"]
+
+    assert "token.created" in page and "member.added" not in page
+    assert api and all(row["action"].startswith("member.") for row in api)

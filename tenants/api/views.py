@@ -1,7 +1,7 @@
 """API views for members, tokens and the audit trail; writes go through `tenants.services`."""
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -143,7 +143,19 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = UUID_PATTERN
     read_perm = Perm.VIEW_AUDIT
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str, description="action prefix, e.g. `token.`"),
+            OpenApiParameter("actor", str, description="part of the actor's name"),
+            OpenApiParameter("text", str, description="part of the object's description"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AuditEvent.objects.none()
-        return audit.events_for(self.request.tenant)
+        params = self.request.query_params
+        filters = {key: params.get(key, "").strip()[:100] for key in ("action", "actor", "text")}
+        return audit.events_for(self.request.tenant, **filters)
