@@ -77,7 +77,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
     """
     from django.test.utils import setup_databases, teardown_databases
 
-    from tenants.demo import seed_demo
+    from portal.demo import seed_demo
     from tenants.provisioning import ensure_public_tenant, ensure_template_schema
 
     verbosity = request.config.option.verbose
