@@ -4,8 +4,8 @@ Run with `python -m portal.devstack run bench/provision.py [--count N]`: the dev
 database up to date first. Both methods go through `tenants.provisioning.provision_tenant`; the
 second one with `TENANT_CREATION_FAKES_MIGRATIONS=False`, which makes django-tenants create an
 empty schema and migrate it instead of cloning `TENANT_BASE_SCHEMA`. Every tenant created here
-(slugs `bench_...`) is removed again, with its schema and its audit events, at the end and before
-starting (leftovers of an interrupted run).
+(slugs `bench-...`, hence schemas `bench_...`) is removed again, with its schema and its audit
+events, at the end and before starting (leftovers of an interrupted run).
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ from django_tenants.utils import schema_exists  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.models import AuditEvent, Tenant  # noqa: E402
 from tenants.provisioning import provision_tenant  # noqa: E402
+from tenants.slugs import schema_name_for  # noqa: E402
 
-PREFIX = "bench_"
+SLUG_PREFIX = "bench-"
+# Slugs are host labels (hyphens); their schemas have underscores. Cleanup goes by schema.
+PREFIX = schema_name_for(SLUG_PREFIX)
 ACTOR = audit.Actor.system("bench")
 
 
@@ -106,8 +109,21 @@ def check_path(method: Method, counter: SqlCounter) -> None:
         )
 
 
+def bench_schemas() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY nspname",
+            [PREFIX.replace("_", r"\_") + "%"],
+        )
+        return [schema for (schema,) in cursor.fetchall()]
+
+
 def remove_bench_tenants() -> int:
-    """Delete every bench tenant, its audit events (both chains) and its schema."""
+    """Delete every bench tenant, its audit events (both chains) and its schema.
+
+    Deleting a tenant row does not drop its schema by itself (`Tenant.auto_drop_schema` is
+    off), so the bench asks for it (`force_drop`), in the same transaction as the row.
+    """
     connection.set_schema_to_public()
     removed = 0
     for tenant in Tenant.objects.filter(schema_name__startswith=PREFIX):
@@ -120,13 +136,12 @@ def remove_bench_tenants() -> int:
         removed += 1
     # Schemas left without a tenant row (a creation killed half-way) go too.
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-            [PREFIX.replace("_", r"\_") + "%"],
-        )
-        for (schema,) in cursor.fetchall():
+        for schema in bench_schemas():
             cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
             removed += 1
+    left = Tenant.objects.filter(schema_name__startswith=PREFIX).count(), bench_schemas()
+    if left != (0, []):
+        raise SystemExit(f"bench tenants or schemas were left behind: {left}")
     return removed
 
 
@@ -201,8 +216,8 @@ def main(argv: list[str]) -> int:
         print(f"removed {leftovers} leftover bench tenants/schemas of an earlier run")
 
     methods = [
-        Method("clone", f"{PREFIX}clone_", fakes_migrations=True),
-        Method("migrate", f"{PREFIX}migrate_", fakes_migrations=False),
+        Method("clone", f"{SLUG_PREFIX}clone-", fakes_migrations=True),
+        Method("migrate", f"{SLUG_PREFIX}migrate-", fakes_migrations=False),
     ]
     try:
         for method in methods:  # warm-up: imports, migration graph, clone function

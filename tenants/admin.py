@@ -55,9 +55,13 @@ class ServiceErrorsMixin:
 
 class TenantProvisionForm(forms.ModelForm):
     slug = forms.CharField(
-        max_length=63, help_text="Lowercase letters, digits, underscores; becomes <slug>.<domain>."
+        max_length=63,
+        help_text="Lowercase letters, digits and hyphens, starting with a letter; the tenant's "
+        "address becomes slug.base-domain.",
     )
-    admin_email = forms.EmailField(required=False, help_text="Becomes the tenant's first admin.")
+    admin_email = forms.EmailField(
+        required=False, help_text="Becomes the tenant's first admin and gets an invitation e-mail."
+    )
 
     class Meta:
         model = Tenant

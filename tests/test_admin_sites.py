@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django_tenants.utils import schema_exists
 
+from tenants import audit, services
 from tenants.models import AuditEvent, Domain, Membership, Tenant
 
 
 def _member(tenant, email: str) -> Membership:
     return Membership.objects.select_related("user").get(tenant=tenant, user__email=email)
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
+    from portal.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 # ---- tenant admin site -------------------------------------------------------------------------
@@ -90,10 +107,13 @@ def test_a_platform_superuser_who_is_not_a_member_is_forbidden(client_for):
 
 def test_changing_a_role_in_the_tenant_admin_is_recorded(client_for, acme):
     operator = _member(acme, "operator@acme.example")
+    log_entries = LogEntry.objects.count()
     response = client_for("acme", "admin").post(
         f"/admin/tenants/membership/{operator.pk}/change/", {"role": "security"}
     )
     assert response.status_code == 302, response.content[:1000]
+    # The tenant's audit trail is the record; Django's shared LogEntry table is left alone.
+    assert LogEntry.objects.count() == log_entries
     operator.refresh_from_db()
     assert operator.role == "security"
 
@@ -104,16 +124,30 @@ def test_changing_a_role_in_the_tenant_admin_is_recorded(client_for, acme):
     assert event.after == {"email": "operator@acme.example", "role": "security"}
 
 
-def test_adding_a_member_in_the_tenant_admin_is_recorded(client_for, acme):
-    response = client_for("acme", "admin").post(
-        "/admin/tenants/membership/add/", {"email": "admin.added@example.com", "role": "operator"}
-    )
+def test_adding_a_member_in_the_tenant_admin_is_recorded_and_e_mails_only_the_invitee(
+    client_for, acme, django_capture_on_commit_callbacks, eager_tasks, mailoutbox
+):
+    email = "admin.added@example.com"
+    admin = client_for("acme", "admin")
+    log_entries = LogEntry.objects.count()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin.post(
+            "/admin/tenants/membership/add/", {"email": email, "role": "operator"}
+        )
     assert response.status_code == 302, response.content[:1000]
-    membership = _member(acme, "admin.added@example.com")
+    membership = _member(acme, email)
     assert membership.role == "operator"
     event = AuditEvent.objects.filter(tenant=acme, action="member.added").latest("seq")
     assert event.object_id == str(membership.public_id)
     assert event.actor_label == "admin@acme.example"
+    assert LogEntry.objects.count() == log_entries
+    # The admin who added them is not shown a set-password link; the invitee is mailed one.
+    shown = admin.get(response["Location"]).content.decode()
+    assert email in shown
+    assert "/accounts/reset/" not in shown
+    assert len(callbacks) == 1
+    assert [mail.to for mail in mailoutbox] == [[email]]
+    assert "/accounts/reset/" in mailoutbox[0].body
 
 
 def test_demoting_the_last_admin_in_the_tenant_admin_is_refused_with_a_message(client_for, acme):
@@ -127,6 +161,25 @@ def test_demoting_the_last_admin_in_the_tenant_admin_is_refused_with_a_message(c
     me.refresh_from_db()
     assert me.role == "admin"
     assert AuditEvent.objects.count() == events
+
+
+def test_token_admin_pages_never_show_the_secret_or_its_hash(client_for, acme):
+    issued = services.create_token(
+        tenant=acme, name="admin-view", scopes=["read"], actor=audit.Actor.system("admin test")
+    )
+    token = issued.token
+    for client in (
+        client_for("acme", "admin"),
+        client_for(None, email="admin@platform.example"),
+    ):
+        for path in ("/admin/tenants/apitoken/", f"/admin/tenants/apitoken/{token.pk}/change/"):
+            response = client.get(path)
+            assert response.status_code == 200, path
+            html = response.content.decode()
+            assert "admin-view" in html and token.prefix in html, path
+            assert token.secret_hash not in html, path
+            assert issued.secret not in html, path
+            assert "secret_hash" not in html and "Secret hash" not in html, path
 
 
 def test_a_duplicate_member_in_the_tenant_admin_is_refused_with_a_message(client_for, acme):
@@ -172,25 +225,41 @@ def test_the_public_admin_sends_anonymous_visitors_to_its_login(client_for):
     assert "/login/" in response["Location"]
 
 
-def test_provisioning_a_tenant_through_the_public_admin(client_for):
+def test_the_public_admin_explains_the_slug_rule_it_applies(client_for):
+    response = client_for(None, email="admin@platform.example").get("/admin/tenants/tenant/add/")
+    assert response.status_code == 200
+    help_text = re.search(
+        r'id="id_slug_helptext">(.*?)</div>\s*</div>', response.content.decode(), re.S
+    )
+    assert help_text, "the slug field has no help text"
+    text = re.sub(r"<[^>]+>|\s+", " ", help_text[1]).strip()
+    # Slugs are host labels: hyphens are allowed, underscores refused.
+    assert "hyphens" in text, text
+    assert "underscores" not in text, text
+
+
+def test_provisioning_a_tenant_with_a_hyphenated_slug_through_the_public_admin(client_for):
     client = client_for(None, email="admin@platform.example")
     response = client.post(
         "/admin/tenants/tenant/add/",
-        {"slug": "initech", "name": "Initech", "admin_email": "boss@initech.example"},
+        {"slug": "initech-eu", "name": "Initech EU", "admin_email": "boss@initech.example"},
     )
 
     assert response.status_code == 302, response.content[:2000]
-    tenant = Tenant.objects.get(schema_name="initech")
-    assert tenant.name == "Initech"
-    assert schema_exists("initech")
-    assert Domain.objects.get(tenant=tenant).domain == "initech.localhost"
+    tenant = Tenant.objects.get(schema_name="initech_eu")
+    assert tenant.name == "Initech EU"
+    assert tenant.slug == "initech-eu"
+    assert schema_exists("initech_eu")
+    assert Domain.objects.get(tenant=tenant).domain == "initech-eu.localhost"
     assert _member(tenant, "boss@initech.example").role == "admin"
     provisioned = AuditEvent.objects.get(
         tenant=None, action="tenant.provisioned", object_id=str(tenant.public_id)
     )
     assert provisioned.actor_label == "admin@platform.example"
     # The new tenant is served on its host, to its admin.
-    assert client_for("initech", email="boss@initech.example").get("/").status_code == 200
+    home = client_for("initech-eu", email="boss@initech.example").get("/")
+    assert home.status_code == 200
+    assert b"Initech EU" in home.content
 
 
 @pytest.mark.parametrize(
@@ -198,7 +267,10 @@ def test_provisioning_a_tenant_through_the_public_admin(client_for):
     [
         ("Bad-Slug", "not a valid slug"),
         ("9lives", "not a valid slug"),
+        ("under_score", "not a valid slug"),
+        ("trailing-", "not a valid slug"),
         ("admin", "reserved"),
+        ("tenant-template", "reserved"),
         ("acme", "already exists"),
     ],
 )

@@ -51,7 +51,8 @@ def test_adding_a_member_is_recorded(client_for, acme):
     response = client_for("acme", "admin").post(
         "/members/", {"email": "audited@example.com", "role": "operator"}
     )
-    assert response.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/members/"
     membership = _member(acme, "audited@example.com")
 
     event = _latest(acme, "member.added")
@@ -159,6 +160,28 @@ def test_creating_a_dashboard_through_the_api_is_recorded(client_for, acme):
     assert event.after["title"] == "Revenue"
 
 
+def test_updating_a_dashboard_records_before_and_after_and_an_unchanged_update_nothing(
+    client_for, acme
+):
+    client = client_for("acme", "operator")
+    created = _json(client, "post", "/api/v1/dashboards/", {"title": "Latency", "description": ""})
+    assert created.status_code == 201
+    path = f"/api/v1/dashboards/{created.json()['id']}/"
+
+    changed = _json(client, "patch", path, {"title": "Latency p95"})
+    assert changed.status_code == 200 and changed.json()["title"] == "Latency p95"
+    event = _latest(acme, "dashboard.updated")
+    assert event.actor_label == "operator@acme.example"
+    assert event.object_id == created.json()["id"]
+    assert event.before == {"title": "Latency", "description": ""}
+    assert event.after == {"title": "Latency p95", "description": ""}
+
+    seq = _last_seq(acme)
+    unchanged = _json(client, "patch", path, {"title": "Latency p95", "description": ""})
+    assert unchanged.status_code == 200 and unchanged.json()["title"] == "Latency p95"
+    assert _last_seq(acme) == seq  # nothing changed: nothing recorded
+
+
 def test_a_token_is_recorded_as_a_token(client_for, acme):
     issued = services.create_token(
         tenant=acme, name="grafana sync", scopes=["write"], actor=audit.Actor.system("audit test")
@@ -187,11 +210,13 @@ def test_provisioning_is_recorded_in_the_platform_chain_and_the_new_tenants_chai
     connection.set_schema_to_public()  # as on the public site, where tenants are provisioned
     platform_seq = _last_seq(None)
     tenant = provision_tenant(
-        slug="audited_co",
+        slug="audited-co",
         name="Audited Co",
         admin_email="boss@audited.example",
         actor=audit.Actor.system("audit test"),
     )
+    # The slug names the host; its schema has the hyphen as an underscore.
+    assert (tenant.slug, tenant.schema_name) == ("audited-co", "audited_co")
     assert schema_exists("audited_co")
 
     platform = AuditEvent.objects.get(tenant=None, seq=platform_seq + 1)
@@ -200,9 +225,9 @@ def test_provisioning_is_recorded_in_the_platform_chain_and_the_new_tenants_chai
     assert platform.object_type == "tenants.tenant"
     assert platform.object_id == str(tenant.public_id)
     assert platform.after == {
-        "slug": "audited_co",
+        "slug": "audited-co",
         "name": "Audited Co",
-        "domain": "audited_co.localhost",
+        "domain": "audited-co.localhost",
     }
 
     chain = list(AuditEvent.objects.filter(tenant=tenant).order_by("seq"))
@@ -228,11 +253,16 @@ def test_sequence_numbers_are_contiguous_per_tenant_and_independent(client_for, 
     platform_before = _assert_contiguous(None)
 
     admin = client_for("acme", "admin")
-    admin.post("/members/", {"email": "chain1@example.com", "role": "executive"})
-    admin.post("/members/", {"email": "chain2@example.com", "role": "operator"})
-    _json(admin, "post", "/api/v1/tokens/", {"name": "chain", "scopes": ["read"]})
-    _json(admin, "post", "/api/v1/dashboards/", {"title": "Chain"})
-    client_for("globex", "admin").post("/members/", {"email": "g@example.com", "role": "executive"})
+    statuses = [
+        admin.post("/members/", {"email": "chain1@example.com", "role": "executive"}).status_code,
+        admin.post("/members/", {"email": "chain2@example.com", "role": "operator"}).status_code,
+        _json(admin, "post", "/api/v1/tokens/", {"name": "chain", "scopes": ["read"]}).status_code,
+        _json(admin, "post", "/api/v1/dashboards/", {"title": "Chain"}).status_code,
+        client_for("globex", "admin")
+        .post("/members/", {"email": "g@example.com", "role": "executive"})
+        .status_code,
+    ]
+    assert statuses == [302, 302, 201, 201, 302]
 
     acme_after = _assert_contiguous(acme)
     globex_after = _assert_contiguous(globex)

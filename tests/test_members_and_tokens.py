@@ -1,4 +1,5 @@
-"""Members and API tokens, through the pages and the API: inviting, roles, secrets, revocation."""
+"""Members and API tokens, through the pages and the API: invitations by e-mail, roles, secrets,
+revocation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -64,35 +65,88 @@ def _issue(tenant, scopes=("read",), **kwargs) -> services.IssuedToken:
 # ---- inviting ----------------------------------------------------------------------------------
 
 
-def test_inviting_a_new_colleague_creates_an_account_and_shows_a_set_password_link_once(
-    client_for, acme
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
+    from portal.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+class Inviter:
+    """`invite(email, role, api=False)`: acme's admin (`invite.admin`, one signed-in client)
+    invites someone. The commit is simulated, so the queued invitation task runs; returns the
+    response and the on-commit callbacks."""
+
+    def __init__(self, admin: Client, capture) -> None:
+        self.admin = admin
+        self._capture = capture
+
+    def __call__(self, email: str, role: str, *, api: bool = False):
+        data = {"email": email, "role": role}
+        with self._capture(execute=True) as callbacks:
+            if api:
+                response = _json(self.admin, "post", "/api/v1/members/", data)
+            else:
+                response = self.admin.post("/members/", data)
+        return response, callbacks
+
+
+@pytest.fixture
+def invite(client_for, django_capture_on_commit_callbacks, eager_tasks) -> Inviter:
+    return Inviter(client_for("acme", "admin"), django_capture_on_commit_callbacks)
+
+
+def _acme_home() -> str:
+    return f"{settings.PORTAL_SCHEME}://acme.{settings.PORTAL_BASE_DOMAIN}:{settings.PORTAL_PORT}/"
+
+
+def test_inviting_a_new_colleague_creates_an_account_and_e_mails_them_a_set_password_link(
+    acme, invite, mailoutbox
 ):
-    admin = client_for("acme", "admin")
     email = "new.colleague@example.com"
 
-    response = admin.post("/members/", {"email": email, "role": "operator"})
+    response, callbacks = invite(email, "operator")
 
-    assert response.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/members/"
     user = get_user_model().objects.get(email=email)
     assert not user.has_usable_password()
     assert _member(acme, email).role == "operator"
-    links = INVITE_RE.findall(response.content.decode())
-    assert len(links) == 1, response.content.decode()
+    assert len(callbacks) == 1  # the e-mail is queued once, when the membership is committed
+    # The inviter is told the person was added, and never sees a set-password link.
+    page = invite.admin.get("/members/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"{email} added and told by e-mail." in html
+    assert "/accounts/reset/" not in html
+    # The link goes to the invitee's mailbox, and nowhere else.
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == [email]
+    assert mail.subject == "You have been added to Acme Corporation"
+    assert "You have been given the role Operator in Acme Corporation." in mail.body
+    assert f"The tenant: {_acme_home()}" in mail.body
+    links = INVITE_RE.findall(mail.body)
+    assert len(links) == 1, mail.body
     link = urlsplit(links[0])
     assert link.hostname == settings.PORTAL_BASE_DOMAIN  # the public site, not the tenant host
-    # Shown once: the members page does not repeat it.
-    again = admin.get("/members/")
-    assert again.status_code == 200
-    assert "/accounts/reset/" not in again.content.decode()
-    assert email in again.content.decode()
 
 
-def test_the_set_password_link_works_once_on_the_public_host_and_the_person_can_sign_in(
-    client_for, acme
+def test_the_e_mailed_link_works_once_on_the_public_host_and_the_person_can_sign_in(
+    invite, mailoutbox
 ):
     email = "invitee@example.com"
-    response = client_for("acme", "admin").post("/members/", {"email": email, "role": "security"})
-    link = urlsplit(INVITE_RE.findall(response.content.decode())[0])
+    response, _ = invite(email, "security")
+    assert response.status_code == 302
+    assert [mail.to for mail in mailoutbox] == [[email]]
+    link = urlsplit(INVITE_RE.findall(mailoutbox[0].body)[0])
 
     public = Client(HTTP_HOST=link.hostname)
     opened = public.get(link.path, follow=True)
@@ -126,21 +180,28 @@ def test_the_set_password_link_works_once_on_the_public_host_and_the_person_can_
     assert b"Security" in home.content
 
 
-def test_inviting_an_existing_user_adds_the_membership_without_a_set_password_link(
-    client_for, acme
+def test_inviting_an_existing_user_adds_the_membership_and_e_mails_no_set_password_link(
+    acme, invite, mailoutbox
 ):
     email = "operator@globex.example"
     user = get_user_model().objects.get(email=email)
     password_hash = user.password
 
-    response = client_for("acme", "admin").post("/members/", {"email": email, "role": "executive"})
+    response, _ = invite(email, "executive")
 
-    assert response.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/members/"
     assert _member(acme, email).role == "executive"
-    assert "/accounts/reset/" not in response.content.decode()
     user.refresh_from_db()
     assert user.password == password_hash
     assert get_user_model().objects.filter(email__iexact=email).count() == 1
+    assert len(mailoutbox) == 1
+    mail = mailoutbox[0]
+    assert mail.to == [email]
+    assert "You have been given the role Executive in Acme Corporation." in mail.body
+    assert f"The tenant: {_acme_home()}" in mail.body
+    assert "/accounts/reset/" not in mail.body
+    assert "password" not in mail.body.lower()
 
 
 def test_inviting_through_the_api_creates_the_membership(client_for, acme):
@@ -159,66 +220,77 @@ def test_inviting_through_the_api_creates_the_membership(client_for, acme):
     assert not membership.user.has_usable_password()
 
 
-def test_inviting_a_new_person_through_the_api_returns_their_set_password_link(client_for):
-    response = _json(
-        client_for("acme", "admin"),
-        "post",
-        "/api/v1/members/",
-        {"email": "api.newcomer@example.com", "role": "operator"},
-    )
+def test_inviting_a_new_person_through_the_api_returns_the_membership_and_mails_the_link(
+    acme, invite, mailoutbox
+):
+    email = "api.newcomer@example.com"
+
+    response, callbacks = invite(email, "operator", api=True)
+
     assert response.status_code == 201, response.content
-    # Without the link the new account has no way to get a password.
-    assert "/accounts/reset/" in response.content.decode(), response.json()
+    body = response.json()
+    membership = _member(acme, email)
+    assert body == {
+        "id": str(membership.public_id),
+        "email": email,
+        "name": "",
+        "role": "operator",
+        "created_at": body["created_at"],
+    }
+    # The API caller never gets the link; the new account gets it by e-mail.
+    assert "/accounts/reset/" not in response.content.decode()
+    assert len(callbacks) == 1
+    assert [mail.to for mail in mailoutbox] == [[email]]
+    assert len(INVITE_RE.findall(mailoutbox[0].body)) == 1
 
 
 @pytest.mark.parametrize("email", ["operator@acme.example", "OPERATOR@Acme.Example"])
 def test_a_duplicate_invite_on_the_page_is_a_400_naming_email_and_writes_nothing(
-    client_for, acme, email
+    acme, invite, mailoutbox, email
 ):
     before = _counts(acme)
-    response = client_for("acme", "admin").post("/members/", {"email": email, "role": "admin"})
+    response, callbacks = invite(email, "admin")
     assert response.status_code == 400
     assert "email: " in response.content.decode()
     assert "already a member" in response.content.decode()
     assert _counts(acme) == before
+    assert (callbacks, mailoutbox) == ([], [])
     assert _member(acme, "operator@acme.example").role == "operator"
 
 
 def test_a_duplicate_invite_through_the_api_is_a_400_naming_email_and_writes_nothing(
-    client_for, acme
+    acme, invite, mailoutbox
 ):
     before = _counts(acme)
-    response = _json(
-        client_for("acme", "admin"),
-        "post",
-        "/api/v1/members/",
-        {"email": "security@acme.example", "role": "admin"},
-    )
+    response, callbacks = invite("security@acme.example", "admin", api=True)
     assert response.status_code == 400
     assert "email" in response.json()
     assert _counts(acme) == before
+    assert (callbacks, mailoutbox) == ([], [])
     assert _member(acme, "security@acme.example").role == "security"
 
 
-def test_a_bad_role_on_the_page_is_a_400_naming_role_and_writes_nothing(client_for, acme):
+def test_a_bad_role_on_the_page_is_a_400_naming_role_and_writes_nothing(acme, invite, mailoutbox):
     email = "would.be.root@example.com"
     before = _counts(acme)
-    response = client_for("acme", "admin").post("/members/", {"email": email, "role": "root"})
+    response, callbacks = invite(email, "root")
     assert response.status_code == 400
     assert "role: " in response.content.decode()
     assert _counts(acme) == before
+    assert (callbacks, mailoutbox) == ([], [])
     assert not get_user_model().objects.filter(email=email).exists()
 
 
-def test_a_bad_role_through_the_api_is_a_400_naming_role_and_writes_nothing(client_for, acme):
+def test_a_bad_role_through_the_api_is_a_400_naming_role_and_writes_nothing(
+    acme, invite, mailoutbox
+):
     email = "would.be.root@example.com"
     before = _counts(acme)
-    response = _json(
-        client_for("acme", "admin"), "post", "/api/v1/members/", {"email": email, "role": "root"}
-    )
+    response, callbacks = invite(email, "root", api=True)
     assert response.status_code == 400
     assert "role" in response.json()
     assert _counts(acme) == before
+    assert (callbacks, mailoutbox) == ([], [])
     assert not get_user_model().objects.filter(email=email).exists()
 
 

@@ -7,6 +7,8 @@ which keeps the template schema on the latest tenant migrations.
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -14,6 +16,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -25,24 +28,32 @@ from tenants import audit
 from tenants.models import AuditEvent, Domain, Membership, Tenant
 from tenants.provisioning import provision_tenant
 from tenants.roles import Role
-from tenants.slugs import validate_tenant_slug
+from tenants.slugs import schema_name_for, slug_for, validate_tenant_slug
 
 TEMPLATE = settings.TENANT_BASE_SCHEMA
 ACTOR = audit.Actor.system("provisioning tests")
 
+# A slug is a lowercase DNS label (hyphens, no underscores); its schema has `_` for each `-`.
+GOOD_SLUGS = ["a", "initech", "b2b", "a-b", "team-42", "x" * 63, "acme-eu-west-1"]
 # (slug, a fragment of the reason given for refusing it)
 BAD_SLUGS = [
     ("Bad", "not a valid slug"),
     ("1abc", "not a valid slug"),
-    ("a-b", "not a valid slug"),
+    ("a_b", "not a valid slug"),
+    ("a-", "not a valid slug"),
+    ("-a", "not a valid slug"),
+    ("a.b", "not a valid slug"),
     ("initech\n", "not a valid slug"),
     ("café", "not a valid slug"),
     ("x" * 64, "not a valid slug"),
+    ("tenant_template", "not a valid slug"),
+    ("pg_foo", "not a valid slug"),
     ("public", "reserved"),
     ("www", "reserved"),
     ("admin", "reserved"),
-    ("tenant_template", "reserved"),
-    ("pg_foo", "reserved"),
+    # Reserved as a schema name: the template's schema, PostgreSQL's own `pg_` prefix.
+    ("tenant-template", "reserved"),
+    ("pg-foo", "reserved"),
     ("", "required"),
 ]
 EXISTING_SLUG = ("acme", "already exists")
@@ -117,16 +128,36 @@ def _public_schema():
     connection.set_schema_to_public()
 
 
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
+    from portal.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
 @dataclass
 class Provisioned:
     tenant: Tenant
     output: str
     statements: list[str]
+    # E-mails sent once the provisioning was committed.
+    mails: list[EmailMessage]
 
 
 @pytest.fixture
-def initech(db) -> Provisioned:
-    """`manage.py provision_tenant initech ...`, with every SQL statement it sent recorded."""
+def initech(db, django_capture_on_commit_callbacks, eager_tasks, mailoutbox) -> Provisioned:
+    """`manage.py provision_tenant initech ...`, with every SQL statement it sent recorded.
+
+    The commit is simulated, so what provisioning queues for after it (the admin's invitation)
+    runs too.
+    """
     statements: list[str] = []
 
     def record_sql(execute, sql, params, many, context):
@@ -134,7 +165,11 @@ def initech(db) -> Provisioned:
         return execute(sql, params, many, context)
 
     out = io.StringIO()
-    with connection.execute_wrapper(record_sql):
+    # The on-commit callbacks run on leaving, after the SQL recording has stopped.
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        connection.execute_wrapper(record_sql),
+    ):
         call_command(
             "provision_tenant",
             "initech",
@@ -143,7 +178,9 @@ def initech(db) -> Provisioned:
             stdout=out,
         )
     connection.set_schema_to_public()
-    return Provisioned(Tenant.objects.get(schema_name="initech"), out.getvalue(), statements)
+    return Provisioned(
+        Tenant.objects.get(schema_name="initech"), out.getvalue(), statements, list(mailoutbox)
+    )
 
 
 def test_the_command_creates_the_tenant_its_domain_and_its_admin(initech):
@@ -157,6 +194,19 @@ def test_the_command_creates_the_tenant_its_domain_and_its_admin(initech):
     assert membership.user.email == "boss@initech.example"
     assert membership.role == Role.ADMIN
     assert not membership.user.has_usable_password()
+
+
+def test_the_new_admin_is_e_mailed_an_invitation_with_a_set_password_link(initech):
+    assert len(initech.mails) == 1
+    mail = initech.mails[0]
+    assert mail.to == ["boss@initech.example"]
+    assert mail.subject == "You have been added to Initech"
+    assert "You have been given the role Tenant admin in Initech." in mail.body
+    port = settings.PORTAL_PORT
+    assert f"The tenant: http://initech.localhost:{port}/" in mail.body
+    links = re.findall(r"\S+/accounts/reset/\S+/", mail.body)
+    assert len(links) == 1
+    assert links[0].startswith(f"http://localhost:{port}/accounts/reset/")
 
 
 def test_the_new_schema_has_exactly_the_tables_of_the_template(initech):
@@ -255,9 +305,36 @@ def test_provisioning_writes_the_platform_and_the_tenant_audit_events(initech):
     assert chain[1].after == {"email": "boss@initech.example", "role": Role.ADMIN}
 
 
-@pytest.mark.parametrize("slug", ["a", "team_42", "x" * 63, "initech"])
+@pytest.mark.parametrize("slug", GOOD_SLUGS)
 def test_it_accepts_good_slugs(slug):
     assert validate_tenant_slug(slug) == slug
+
+
+@pytest.mark.parametrize("slug", GOOD_SLUGS)
+def test_a_slugs_schema_name_is_the_slug_with_underscores_for_hyphens(slug):
+    schema = schema_name_for(slug)
+    assert schema == slug.replace("-", "_")
+    assert "-" not in schema
+    assert slug_for(schema) == slug
+
+
+def test_the_command_provisions_a_hyphenated_slug_into_an_underscored_schema(db):
+    out = io.StringIO()
+    call_command("provision_tenant", "new-co", name="New Co", stdout=out)
+    connection.set_schema_to_public()
+
+    tenant = Tenant.objects.get(schema_name="new_co")
+    assert tenant.slug == "new-co"
+    assert "new_co" in _schemas()
+    assert _tables("new_co") == _tables(TEMPLATE)
+    assert Domain.objects.get(tenant=tenant).domain == "new-co.localhost"
+    assert "Tenant 'new-co' ready at new-co.localhost" in out.getvalue()
+    # The slug, not the schema name, is what people see in the trail.
+    event = AuditEvent.objects.get(tenant=tenant, action="tenant.provisioned")
+    assert event.after == {"slug": "new-co", "name": "New Co", "domain": "new-co.localhost"}
+    # A second tenant with the same slug is refused.
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("provision_tenant", "new-co", name="New Co again")
 
 
 @pytest.mark.parametrize(("slug", "reason"), BAD_SLUGS, ids=repr)
@@ -268,22 +345,30 @@ def test_validate_tenant_slug_rejects_bad_slugs(slug, reason):
 
 
 @pytest.mark.parametrize(("slug", "reason"), [*BAD_SLUGS, EXISTING_SLUG], ids=repr)
-def test_provision_tenant_rejects_bad_slugs_and_creates_nothing(db, slug, reason):
+def test_provision_tenant_rejects_bad_slugs_and_creates_nothing(
+    db, django_capture_on_commit_callbacks, slug, reason
+):
     before = _snapshot()
-    with pytest.raises(ValidationError) as excinfo:
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(ValidationError) as excinfo,
+    ):
         provision_tenant(slug=slug, name="Initech", admin_email="new@initech.example", actor=ACTOR)
     messages = excinfo.value.message_dict
     assert set(messages) == {"slug"}
     assert reason in " ".join(messages["slug"])
     assert _snapshot() == before
+    assert callbacks == []  # no invitation is queued either
     assert not get_user_model().objects.filter(email="new@initech.example").exists()
 
 
 @pytest.mark.parametrize(("slug", "reason"), [*BAD_SLUGS, EXISTING_SLUG], ids=repr)
 def test_the_command_rejects_bad_slugs_naming_slug_and_reason(db, slug, reason):
     before = _snapshot()
+    # As on a shell command line; `--` ends the options, so a slug like "-a" is the slug.
+    args = ["--name", "Initech", "--admin-email", "new@initech.example", "--", slug]
     with pytest.raises(CommandError) as excinfo:
-        call_command("provision_tenant", slug, name="Initech", admin_email="new@initech.example")
+        call_command("provision_tenant", *args)
     message = str(excinfo.value)
     assert message.startswith("slug: ")
     assert reason in message

@@ -92,6 +92,17 @@ def test_another_person_can_still_sign_in_from_the_locked_address(db):
     assert _signed_in(client)
 
 
+@pytest.mark.parametrize("variant", [USER_X.upper(), f"  {USER_X.title()} "])
+def test_case_and_space_variants_of_the_name_count_towards_one_lockout(db, variant):
+    _fail(IP_A, USER_X, FAILURE_LIMIT - 1)
+    _fail(IP_A, variant, 1)
+
+    for name in (USER_X, variant):
+        client, response = _login(IP_A, name, PASSWORD)
+        assert response.status_code == 429, name
+        assert not _signed_in(client)
+
+
 def test_a_forwarded_for_header_does_not_escape_the_lockout(db):
     _fail(IP_A, USER_X, FAILURE_LIMIT)
     client, response = _login(IP_A, USER_X, PASSWORD, HTTP_X_FORWARDED_FOR=IP_B)
@@ -197,7 +208,8 @@ def test_a_form_post_with_the_csrf_token_is_accepted(acme):
         "/members/",
         {"email": "csrf.ok@example.com", "role": "executive", "csrfmiddlewaretoken": token[1]},
     )
-    assert response.status_code == 200
+    assert response.status_code == 302
+    assert response["Location"] == "/members/"
     assert Membership.objects.filter(tenant=acme, user__email="csrf.ok@example.com").exists()
 
 
@@ -239,7 +251,16 @@ PRODUCTION_HOSTS = "portal.example.com,.portal.example.com"
 
 def _env(process_env: dict[str, str], **overrides: str | None) -> dict[str, str]:
     env = dict(process_env, DJANGO_SETTINGS_MODULE="portal.settings")
-    for name in ("SECRET_KEY", "ALLOWED_HOSTS", "MONITORING_LEVEL", "DEBUG"):
+    for name in (
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "MONITORING_LEVEL",
+        "DEBUG",
+        "EMAIL_URL",
+        "PORTAL_PORT",
+        "PORTAL_SCHEME",
+        "PORTAL_BASE_DOMAIN",
+    ):
         env.pop(name, None)
     for name, value in overrides.items():
         if value is not None:
@@ -288,16 +309,64 @@ def test_production_refuses_to_start_without_allowed_hosts(process_env, hosts):
     assert "portal.E001" not in output
 
 
-def test_production_starts_with_a_strong_key_and_allowed_hosts(process_env):
-    env = _env(
-        process_env,
-        MONITORING_LEVEL="production",
-        SECRET_KEY=STRONG_KEY,
-        ALLOWED_HOSTS=PRODUCTION_HOSTS,
+def _production_env(process_env: dict[str, str], **overrides: str | None) -> dict[str, str]:
+    """A production configuration that passes every check."""
+    values = {
+        "MONITORING_LEVEL": "production",
+        "SECRET_KEY": STRONG_KEY,
+        "ALLOWED_HOSTS": PRODUCTION_HOSTS,
+        "EMAIL_URL": "smtp+tls://portal:secret@mail.example.com:587",
+    }
+    return _env(process_env, **{**values, **overrides})
+
+
+def test_production_starts_with_a_strong_key_allowed_hosts_and_a_mail_server(process_env):
+    code, output = _run(
+        ["manage.py", "check", "--fail-level", "WARNING"], _production_env(process_env)
     )
-    code, output = _run(["manage.py", "check"], env)
     assert code == 0, output
     assert "portal.E0" not in output
+    assert "portal.W001" not in output
+
+
+def test_production_without_a_mail_server_starts_with_a_warning(process_env):
+    env = _production_env(process_env, EMAIL_URL=None)
+    code, output = _run(["manage.py", "check"], env)
+    assert code == 0, output  # a warning: invitations would go nowhere, but it may start
+    assert "portal.W001" in output
+    assert "No mail server is configured" in output
+    assert "portal.E0" not in output
+    strict, strict_output = _run(["manage.py", "check", "--fail-level", "WARNING"], env)
+    assert strict != 0
+    assert "portal.W001" in strict_output
+
+
+def test_production_refuses_debug(process_env):
+    code, output = _run(["manage.py", "check"], _production_env(process_env, DEBUG="true"))
+    assert code != 0
+    assert "portal.E003" in output
+    assert "portal.E001" not in output and "portal.E002" not in output
+
+
+_PRINT_LINKS = (
+    "import django; django.setup(); "
+    "from django.conf import settings; from tenants.links import public_url; "
+    "print(settings.PORTAL_SCHEME, settings.PORTAL_PORT, public_url('/accounts/login/'))"
+)
+
+
+def test_production_links_use_https_on_the_default_port_and_omit_it(process_env):
+    env = _production_env(process_env, PORTAL_BASE_DOMAIN="portal.example.com")
+    code, output = _run(["-c", _PRINT_LINKS], env)
+    assert code == 0, output
+    assert output.split() == ["https", "443", "https://portal.example.com/accounts/login/"]
+
+
+def test_production_links_name_a_port_that_is_not_the_default(process_env):
+    env = _production_env(process_env, PORTAL_BASE_DOMAIN="portal.example.com", PORTAL_PORT="8443")
+    code, output = _run(["-c", _PRINT_LINKS], env)
+    assert code == 0, output
+    assert output.split() == ["https", "8443", "https://portal.example.com:8443/accounts/login/"]
 
 
 def test_development_defaults_pass_the_checks(process_env):
@@ -313,13 +382,7 @@ _PRINT_COOKIE_SETTINGS = (
 
 
 def test_production_cookies_are_secure_and_hsts_is_on(process_env):
-    env = _env(
-        process_env,
-        MONITORING_LEVEL="production",
-        SECRET_KEY=STRONG_KEY,
-        ALLOWED_HOSTS=PRODUCTION_HOSTS,
-    )
-    code, output = _run(["-c", _PRINT_COOKIE_SETTINGS], env)
+    code, output = _run(["-c", _PRINT_COOKIE_SETTINGS], _production_env(process_env))
     assert code == 0, output
     session_secure, csrf_secure, hsts = output.split()
     assert (session_secure, csrf_secure) == ("True", "True")

@@ -1,6 +1,11 @@
-"""The tenant home and the public site: who lands where."""
+"""The tenant home and the public site: who lands where, and the hand-over from the picker."""
+
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
+from django.test import Client
 
 from tests.conftest import PASSWORD
 
@@ -37,26 +42,104 @@ def test_the_picker_lists_only_the_users_tenants(client_for):
     assert b"Globex" not in response.content
 
 
-def test_signing_in_on_the_public_site_then_entering_a_tenant(client_for):
-    from django.test import Client
-
+def _handoff_path(email: str, slug: str = "acme") -> str:
+    """Sign in on the public site, pick `slug`; the path (with its ticket) on the tenant host."""
     public = Client(HTTP_HOST="localhost")
-    response = public.post(
-        "/accounts/login/", {"username": "security@acme.example", "password": PASSWORD}
-    )
+    response = public.post("/accounts/login/", {"username": email, "password": PASSWORD})
     assert response.status_code == 302
-    response = public.post("/go/acme/")
+    response = public.post(f"/go/{slug}/")
     assert response.status_code == 302
-    location = response["Location"]
-    assert location.startswith("http://acme.localhost:")
-    path = location.split(":", 2)[2].split("/", 1)[1]
-    tenant = Client(HTTP_HOST="acme.localhost")
-    landed = tenant.get("/" + path)
+    location = urlsplit(response["Location"])
+    assert location.scheme == "http"
+    assert location.hostname == f"{slug}.localhost"
+    assert location.port == settings.PORTAL_PORT
+    assert location.path == "/accounts/handoff/"
+    assert parse_qs(location.query)["ticket"]
+    return f"{location.path}?{location.query}"
+
+
+def _signed_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def _confirmation_form(html: str) -> tuple[str | None, dict[str, str]]:
+    """The action and the named fields of the confirmation page's POST form."""
+    form = re.search(r'<form method="post"(?: action="([^"]*)")?>(.*?)</form>', html, re.S)
+    assert form, html
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form[2]))
+    return form[1], fields
+
+
+def test_signing_in_on_the_public_site_then_entering_a_tenant(db):
+    path = _handoff_path("security@acme.example")
+    tenant = Client(HTTP_HOST="acme.localhost", enforce_csrf_checks=True)
+
+    # Following the link asks for confirmation; it signs no one in.
+    page = tenant.get(path)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Continue to Acme Corporation" in html
+    assert re.search(r"<button[^>]*>Continue as security@acme.example</button>", html)
+    assert not _signed_in(tenant)
+    assert tenant.get("/")["Location"].startswith("/accounts/login/")
+
+    # The button POSTs the ticket back to the hand-over URL: that signs in, once.
+    action, fields = _confirmation_form(html)
+    assert action is None  # the page's own URL, /accounts/handoff/?ticket=...
+    assert fields["ticket"] == parse_qs(urlsplit(path).query)["ticket"][0]
+    landed = tenant.post(path, fields)
     assert landed.status_code == 302 and landed["Location"] == "/"
-    assert b"Security" in tenant.get("/").content
+    assert _signed_in(tenant)
+    home = tenant.get("/")
+    assert home.status_code == 200
+    assert b"Security" in home.content
+
     # The ticket is single-use.
-    again = Client(HTTP_HOST="acme.localhost").get("/" + path)
-    assert again["Location"].startswith("/accounts/login/")
+    again = Client(HTTP_HOST="acme.localhost")
+    replayed = again.post("/accounts/handoff/", {"ticket": fields["ticket"]})
+    assert replayed["Location"].startswith("/accounts/login/")
+    assert not _signed_in(again)
+
+
+def test_a_hand_over_link_opened_by_someone_else_signs_nobody_in(db):
+    """A member could send a colleague their link: opening it must not sign the colleague in
+    as the sender, and the page names whose account it is."""
+    path = _handoff_path("operator@acme.example")
+    colleague = Client(HTTP_HOST="acme.localhost")
+
+    for _ in range(2):  # a GET, however often, never signs in nor uses up the ticket
+        page = colleague.get(path)
+        assert page.status_code == 200
+        assert b"Continue as operator@acme.example" in page.content
+        assert not _signed_in(colleague)
+    assert colleague.get("/dashboards/")["Location"].startswith("/accounts/login/")
+
+    # The ticket was not used up: its owner, confirming, is signed in.
+    owner = Client(HTTP_HOST="acme.localhost")
+    ticket = parse_qs(urlsplit(path).query)["ticket"][0]
+    redeemed = owner.post("/accounts/handoff/", {"ticket": ticket})
+    assert redeemed.status_code == 302 and redeemed["Location"] == "/"
+    assert b"operator@acme.example" in owner.get("/").content
+    assert not _signed_in(colleague)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_hand_over_ticket_for_one_tenant_is_refused_on_another(db, method):
+    ticket = parse_qs(urlsplit(_handoff_path("admin@acme.example")).query)["ticket"][0]
+    client = Client(HTTP_HOST="globex.localhost")
+    response = getattr(client, method)("/accounts/handoff/", {"ticket": ticket})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert not _signed_in(client)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_forged_hand_over_ticket_is_refused(db, method):
+    client = Client(HTTP_HOST="acme.localhost")
+    response = getattr(client, method)("/accounts/handoff/", {"ticket": "forged"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert not _signed_in(client)
 
 
 def test_the_picker_refuses_to_enter_a_tenant_the_user_is_not_in(client_for):
