@@ -1,4 +1,7 @@
-"""System checks that refuse a production start with development defaults."""
+"""System checks that refuse a production start with development defaults.
+
+`manage.py` runs them for every command; the ASGI app and the Celery worker run them at start.
+"""
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
@@ -45,3 +48,15 @@ def production_settings_check(app_configs, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+def refuse_unsafe_production_start() -> None:
+    """Run the system checks where no manage.py command does (ASGI server, Celery worker)."""
+    if not settings.PRODUCTION:
+        return
+    from django.core import checks
+    from django.core.exceptions import ImproperlyConfigured
+
+    serious = [message for message in checks.run_checks() if message.is_serious()]
+    if serious:
+        raise ImproperlyConfigured("; ".join(f"{m.id}: {m.msg}" for m in serious))

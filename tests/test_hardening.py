@@ -242,3 +242,18 @@ def test_security_staff_narrow_the_audit_trail_by_action_and_actor(client_for, a
 
     assert "token.created" in page and "member.added" not in page
     assert api and all(row["action"].startswith("member.") for row in api)
+
+
+def test_the_asgi_app_refuses_to_start_in_production_with_development_settings(process_env):
+    env = dict(process_env, MONITORING_LEVEL="production", ALLOWED_HOSTS="portal.example.com")
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "import portal.asgi"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "portal.E001" in result.stderr
