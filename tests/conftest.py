@@ -106,6 +106,20 @@ def globex(db):
     return Tenant.objects.get(schema_name="globex")
 
 
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Run queued Celery tasks in-process, so e.g. an invitation e-mail lands in `mailoutbox`."""
+    from portal.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
 def host_of(slug: str | None) -> str:
     return f"{slug}.{settings.PORTAL_BASE_DOMAIN}" if slug else settings.PORTAL_BASE_DOMAIN
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -16,20 +15,6 @@ from tenants.models import AuditEvent, Domain, Membership, Tenant
 
 def _member(tenant, email: str) -> Membership:
     return Membership.objects.select_related("user").get(tenant=tenant, user__email=email)
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
-    from portal.celery import app
-
-    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 # ---- tenant admin site -------------------------------------------------------------------------

@@ -31,6 +31,13 @@ DEAD_REDIS = {
 }
 
 
+def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the project's Python with `args` in a fresh process with its own environment."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def _bearer(secret: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
@@ -199,14 +206,7 @@ def test_an_unchanged_dashboard_update_records_nothing(acme):
 @pytest.mark.parametrize("level", ["prod", "Production", "test"])
 def test_an_unknown_monitoring_level_stops_the_start(level, process_env):
     env = dict(process_env, MONITORING_LEVEL=level)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python("manage.py", "check", env=env)
     assert result.returncode != 0
     assert "MONITORING_LEVEL" in result.stderr and level in result.stderr
 
@@ -220,14 +220,7 @@ def test_production_refuses_debug_and_warns_without_a_mail_server(process_env):
         DEBUG="true",
     )
     env.pop("EMAIL_URL", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python("manage.py", "check", env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "portal.E003" in output and "portal.W001" in output
@@ -247,13 +240,6 @@ def test_security_staff_narrow_the_audit_trail_by_action_and_actor(client_for, a
 def test_the_asgi_app_refuses_to_start_in_production_with_development_settings(process_env):
     env = dict(process_env, MONITORING_LEVEL="production", ALLOWED_HOSTS="portal.example.com")
     env.pop("SECRET_KEY", None)
-    result = subprocess.run(
-        [sys.executable, "-c", "import portal.asgi"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _python("-c", "import portal.asgi", env=env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "portal.E001" in result.stderr

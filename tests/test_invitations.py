@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from portal.celery import app as celery_app
 from tenants import audit
 from tenants.models import AuditEvent, Membership
 from tenants.provisioning import provision_tenant
 from tenants.tasks import send_invitation_email
 
 RESET_LINK_RE = re.compile(r"https?://[^\s]+/accounts/reset/[^\s]+/")
-
-
-@pytest.fixture
-def eager_tasks():
-    """Run queued tasks in-process so the mail lands in `mailoutbox`."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def _invite(client_for, slug, email, role, captured):

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -63,20 +63,6 @@ def _issue(tenant, scopes=("read",), **kwargs) -> services.IssuedToken:
 
 
 # ---- inviting ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
-    from portal.celery import app
-
-    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 class Inviter:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -126,20 +125,6 @@ def _public_schema():
     connection.set_schema_to_public()
     yield
     connection.set_schema_to_public()
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Run queued Celery tasks in-process, so an invitation e-mail lands in `mailoutbox`."""
-    from portal.celery import app
-
-    previous = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
 @dataclass
