@@ -15,6 +15,9 @@ CLOSE_FORBIDDEN = 4403
 def _role_in_tenant(user, tenant):
     # ORM work of a consumer always runs inside the tenant's schema.
     with tenant_context(tenant):
+        tenant.refresh_from_db(fields=["is_active"])
+        if not tenant.is_active:
+            return None
         access = access_of(user, tenant)
         return access.role if access.can(Perm.VIEW_TENANT) else None
 
@@ -49,8 +52,12 @@ class PresenceConsumer(AsyncJsonWebsocketConsumer):
         await self._broadcast()
 
     async def receive_json(self, content, **kwargs):
-        # The page pings every 20 s; a ping keeps this connection's entry fresh.
+        # The page pings every 20 s; a ping keeps this connection's entry fresh, and is when a
+        # member removed (or a tenant deactivated) since connecting loses the channel.
         if content.get("type") == "ping":
+            if await _role_in_tenant(self.scope.get("user"), self.tenant) is None:
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
             await presence.join(self.tenant.schema_name, self.channel_name, self.viewer)
             await self.send_json({"type": "pong"})
 

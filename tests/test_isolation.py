@@ -675,3 +675,31 @@ def test_a_summary_refresh_sent_from_the_public_schema_fails(celery_worker, clea
         assert isinstance(result.result, RuntimeError)
         assert "tenant's context" in str(result.result)
         assert cache.get(SUMMARY_KEY) is None
+
+
+def test_a_member_removed_while_connected_loses_presence_at_the_next_ping(
+    live_server_url, session_cookie, django_db_blocker
+):
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Membership
+
+    email = "leaver@acme.example"
+    with django_db_blocker.unblock():
+        person = get_user_model().objects.create_user(email, email)
+        membership = Membership.objects.create(
+            tenant=tenant_named("acme"), user=person, role="executive"
+        )
+    try:
+        with presence_of(live_server_url, "acme", session_cookie(email)) as ws:
+            wait_for_presence(ws, str(person.pk))
+            with django_db_blocker.unblock():
+                membership.delete()
+            ws.send(json.dumps({"type": "ping"}))
+            with pytest.raises(ConnectionClosed) as closed:
+                wait_for_message(ws, lambda m: m == {"type": "pong"}, "pong")
+            assert closed.value.rcvd.code == 4403
+    finally:
+        with django_db_blocker.unblock():
+            Membership.objects.filter(user__email=email).delete()
+            get_user_model().objects.filter(email=email).delete()
