@@ -169,6 +169,8 @@ def demo_banner(port: str) -> str:
     ]
     for slug in DEMO_TENANTS:
         lines.append("  " + ", ".join(demo_email(role.value, slug) for role in Role))
+    if not os.environ.get("EMAIL_URL"):
+        lines += ["", "E-mails (invitations, password resets) are printed below by the worker/web."]
     return "\n".join(lines) + "\n"
 
 
