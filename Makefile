@@ -6,8 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: demo test lint lock bench clean
 
+# A changed lock file gets a fresh environment, so packages it dropped are gone too.
 $(INSTALLED): requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	@touch $@

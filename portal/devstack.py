@@ -175,9 +175,13 @@ def demo_banner(port: str) -> str:
 
 
 def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) -> int:
-    """Run the processes until Ctrl-C or until one of them dies; then stop all of them."""
+    """Run the processes until Ctrl-C or until one of them dies; then stop all of them.
+
+    Returns 0 after Ctrl-C, else the exit code of the process that died first.
+    """
     procs: dict[str, subprocess.Popen] = {}
     stopping = False
+    exit_code = 0
 
     def request_stop(signum, frame):
         nonlocal stopping
@@ -193,6 +197,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) 
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     log(f"{name} exited with {proc.returncode}; stopping the rest")
+                    exit_code = exit_code or proc.returncode or 1
                     stopping = True
             time.sleep(0.5)  # polling interval of the supervisor loop, not a synchronisation
     finally:
@@ -206,7 +211,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], banner: str) 
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
         log("all processes stopped")
-    return 0
+    return exit_code
 
 
 def run_tests(args: list[str]) -> int:
