@@ -6,6 +6,8 @@ and audited the same way.
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
@@ -120,13 +122,20 @@ class DomainAdmin(admin.ModelAdmin):
     list_display = ["domain", "tenant", "is_primary"]
     search_fields = ["domain"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Pointing a host at another tenant would hand that tenant's address (and its users'
+        # bookmarks and tokens' target) to someone else: remove and add instead.
+        return ["tenant"] if obj else []
+
     def save_model(self, request, obj, form, change):
+        before = {field: form.initial.get(field) for field in form.changed_data} if change else None
         super().save_model(request, obj, form, change)
         audit.record(
             actor=audit.Actor.from_request(request),
             action="domain.updated" if change else "domain.added",
             obj=obj,
             tenant=obj.tenant,
+            before=before,
             after={"domain": obj.domain, "is_primary": obj.is_primary},
         )
 
@@ -183,6 +192,51 @@ class MembershipAdminMixin(ServiceErrorsMixin):
 @admin.register(Membership)
 class MembershipAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["role", "tenant"]
+
+
+class PlatformUserAdmin(ServiceErrorsMixin, UserAdmin):
+    """People are deactivated, never deleted (the trail names them); every change is audited."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.ensure_no_tenant_loses_its_last_admin(obj)
+        super().save_model(request, obj, form, change)
+
+    def log_addition(self, request, obj, message):
+        super().log_addition(request, obj, message)
+        self._audit(request, obj, "user.added")
+
+    def log_change(self, request, obj, message):
+        super().log_change(request, obj, message)
+        self._audit(request, obj, "user.changed", message)
+
+    def _audit(self, request, obj, action, message=None):
+        # The password is never recorded, only that it changed (the admin's change message).
+        changed = [
+            field
+            for entry in (message or [])
+            for field in entry.get("changed", {}).get("fields", [])
+        ]
+        audit.record(
+            actor=audit.Actor.from_request(request),
+            action=action,
+            obj=obj,
+            tenant=None,
+            after={
+                "email": obj.email,
+                "is_active": obj.is_active,
+                "is_superuser": obj.is_superuser,
+                "changed": changed,
+            },
+        )
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)  # roles live in tenants.roles; Django groups are not used
+admin.site.register(User, PlatformUserAdmin)
 
 
 @admin.register(ApiToken)

@@ -71,6 +71,24 @@ def _locked_membership(tenant: Tenant, membership_id) -> Membership:
         raise Membership.DoesNotExist(f"No member {membership_id} in this tenant.") from None
 
 
+def ensure_no_tenant_loses_its_last_admin(user) -> None:
+    """Refuse to deactivate a person who is the only admin of some tenant."""
+    sole = [
+        membership.tenant.name
+        for membership in Membership.objects.filter(user=user, role=Role.ADMIN).select_related(
+            "tenant"
+        )
+        if not Membership.objects.filter(tenant=membership.tenant, role=Role.ADMIN)
+        .exclude(user=user)
+        .filter(user__is_active=True)
+        .exists()
+    ]
+    if sole:
+        raise ValidationError(
+            {"is_active": [f"{user.email} is the only admin of {', '.join(sole)}."]}
+        )
+
+
 def _ensure_an_admin_remains(tenant: Tenant, leaving: Membership) -> None:
     others = Membership.objects.filter(tenant=tenant, role=Role.ADMIN).exclude(pk=leaving.pk)
     if leaving.role == Role.ADMIN and not others.exists():

@@ -243,3 +243,103 @@ def test_the_asgi_app_refuses_to_start_in_production_with_development_settings(p
     result = _python("-c", "import portal.asgi", env=env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "portal.E001" in result.stderr
+
+
+def _platform_admin() -> Client:
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(
+        get_user_model().objects.get(email="admin@platform.example"),
+        backend="tenants.auth_backends.EmailBackend",
+    )
+    return client
+
+
+def test_the_platform_admin_never_deletes_people(db):
+    victim = get_user_model().objects.get(email="operator@acme.example")
+    client = _platform_admin()
+
+    deleted = client.post(f"/admin/auth/user/{victim.pk}/delete/", {"post": "yes"})
+
+    assert deleted.status_code == 403
+    assert get_user_model().objects.filter(pk=victim.pk).exists()
+
+
+def _change_user(client: Client, user, **changes):
+    form = {
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "is_active": "on" if user.is_active else "",
+        "is_staff": "on" if user.is_staff else "",
+        "is_superuser": "on" if user.is_superuser else "",
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "initial-date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "initial-date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+    }
+    form.update(changes)
+    return client.post(f"/admin/auth/user/{user.pk}/change/", form, follow=True)
+
+
+def test_deactivating_a_tenants_only_admin_is_refused_and_changes_nothing(db):
+    sole_admin = get_user_model().objects.get(email="admin@acme.example")
+    events = AuditEvent.objects.count()
+
+    response = _change_user(_platform_admin(), sole_admin, is_active="")
+
+    assert "is the only admin of Acme Corporation" in response.content.decode()
+    sole_admin.refresh_from_db()
+    assert sole_admin.is_active
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_platform_change_to_a_person_is_audited_in_the_platform_chain(db):
+    person = get_user_model().objects.get(email="executive@globex.example")
+
+    response = _change_user(_platform_admin(), person, first_name="Renamed")
+
+    assert response.status_code == 200
+    event = AuditEvent.objects.filter(tenant=None).order_by("-seq").first()
+    assert event.action == "user.changed"
+    assert event.actor_label == "admin@platform.example"
+    assert event.after["changed"] == ["First name"]
+
+
+def test_a_host_cannot_be_moved_to_another_tenant(db, globex):
+    from tenants.models import Domain
+
+    domain = Domain.objects.get(domain="acme.localhost")
+    client = _platform_admin()
+    page = client.get(f"/admin/tenants/domain/{domain.pk}/change/").content.decode()
+    client.post(
+        f"/admin/tenants/domain/{domain.pk}/change/",
+        {"domain": "acme.localhost", "tenant": globex.pk, "is_primary": "on"},
+    )
+
+    assert 'name="tenant"' not in page
+    domain.refresh_from_db()
+    assert domain.tenant.schema_name == "acme"
+
+
+def test_the_sign_in_page_does_not_name_the_tenant(client_for):
+    page = client_for("acme").get("/accounts/login/").content.decode()
+    assert "Acme Corporation" not in page
+
+
+def test_deactivating_someone_who_is_not_a_sole_admin_works_and_is_audited(db):
+    person = get_user_model().objects.get(email="security@globex.example")
+
+    _change_user(_platform_admin(), person, is_active="")
+
+    person.refresh_from_db()
+    assert not person.is_active
+    event = AuditEvent.objects.filter(tenant=None).order_by("-seq").first()
+    assert event.action == "user.changed" and event.after["is_active"] is False
+    assert client_is_refused(person)
+
+
+def client_is_refused(person) -> bool:
+    client = Client(HTTP_HOST="globex.localhost")
+    response = client.post("/accounts/login/", {"username": person.email, "password": PASSWORD})
+    return response.status_code == 200 and "_auth_user_id" not in client.session
