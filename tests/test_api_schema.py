@@ -1,5 +1,8 @@
 """The OpenAPI schema is generated without warnings and served to members."""
 
+import json
+
+import yaml
 from django.core.management import call_command
 
 
@@ -14,10 +17,20 @@ def test_the_schema_generates_cleanly(tmp_path):
         "--file",
         str(target),
     )
-    text = target.read_text()
+    document = yaml.safe_load(target.read_text())
+    assert document["openapi"].startswith("3.")
     for path in ("/api/v1/members/", "/api/v1/tokens/{id}/rotate/", "/api/v1/audit-events/"):
-        assert path in text
-    assert "bearerAuth" in text
+        assert path in document["paths"], path
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_a_member_is_served_the_openapi_document(client_for):
+    response = client_for("acme", "executive").get("/api/schema/?format=json")
+    assert response.status_code == 200
+    document = json.loads(response.content)
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) >= {"/api/v1/members/", "/api/v1/dashboards/"}
+    assert "get" in document["paths"]["/api/v1/members/"]
 
 
 def test_the_docs_are_for_members_only(client_for):

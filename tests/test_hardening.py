@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.test import Client
 from django.utils import timezone
-from django_tenants.utils import schema_context
+from django_tenants.utils import get_public_schema_name, schema_context
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
 from dashboards import services as dashboard_services
 from dashboards.models import Dashboard
 from tenants import audit, services
-from tenants.models import ApiToken, AuditEvent
+from tenants.models import ApiToken, AuditEvent, Membership
 from tenants.provisioning import provision_tenant
 from tenants.ws_middleware import _same_origin
 from tests.conftest import BASE_DIR, PASSWORD
@@ -61,14 +71,76 @@ def test_a_deactivated_tenant_refuses_pages_api_sessions_and_tokens(client_for, 
         ("http://acme.localhost:8000", "acme.localhost:8000", True),
         ("http://globex.localhost:8000", "acme.localhost:8000", False),
         ("http://acme.localhost:9999", "acme.localhost:8000", False),
-        (None, "acme.localhost:8000", True),  # not a browser: no ambient cookies to abuse
+        # This check alone lets a socket without Origin through. The deployed app never gets
+        # here with one: channels' AllowedHostsOriginValidator (portal/asgi.py) refuses it
+        # first, as the test through the served app below shows.
+        (None, "acme.localhost:8000", True),
     ],
 )
-def test_a_websocket_must_come_from_a_page_of_its_own_host(origin, host, allowed):
+def test_the_same_origin_check_compares_origin_and_host(origin, host, allowed):
     headers = [(b"host", host.encode())]
     if origin:
         headers.append((b"origin", origin.encode()))
     assert _same_origin({"headers": headers}) is allowed
+
+
+@pytest.fixture
+def acme_admin_cookie(django_db_blocker) -> Iterator[str]:
+    """A committed session of acme's admin (the ASGI server reads it), deleted afterwards."""
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore()
+    with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
+        person = get_user_model().objects.get(email="admin@acme.example")
+        store[SESSION_KEY] = person._meta.pk.value_to_string(person)
+        store[BACKEND_SESSION_KEY] = "tenants.auth_backends.EmailBackend"
+        store[HASH_SESSION_KEY] = person.get_session_auth_hash()
+        store.create()
+    try:
+        yield f"{django_settings.SESSION_COOKIE_NAME}={store.session_key}"
+    finally:
+        with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
+            store.delete()
+
+
+@contextmanager
+def _presence_socket(
+    server: str, host: str, origin: str | None, cookie: str
+) -> Iterator[ClientConnection]:
+    """A real WebSocket to /ws/presence/ on `server` (Host `host`), with the given Origin."""
+    address, port = server.rsplit(":", 1)
+    sock = socket.create_connection((address, int(port)), timeout=10)
+    try:
+        with ws_connect(
+            f"ws://{host}/ws/presence/",
+            sock=sock,
+            origin=origin,
+            additional_headers={"Cookie": cookie},
+            open_timeout=10,
+            close_timeout=5,
+        ) as ws:
+            yield ws
+    finally:
+        sock.close()
+
+
+def test_the_served_app_takes_presence_sockets_only_from_the_tenants_own_pages(
+    live_server_url, acme_admin_cookie
+):
+    port = live_server_url.rsplit(":", 1)[1]
+    host = f"acme.localhost:{port}"
+
+    # The member's socket from a page of acme's own host opens...
+    with _presence_socket(live_server_url, host, f"http://{host}", acme_admin_cookie) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "presence"
+
+    # ...the same member's socket from a page of a sibling tenant host (which shares the
+    # cookies of `.localhost`) is refused, and so is one that names no Origin at all.
+    for origin in (f"http://globex.localhost:{port}", None):
+        with (
+            pytest.raises(InvalidStatus) as refused,
+            _presence_socket(live_server_url, host, origin, acme_admin_cookie),
+        ):
+            pass
+        assert refused.value.response.status_code == 403, origin
 
 
 def test_the_tenant_admin_neither_writes_nor_shows_djangos_shared_history(client_for, acme):
@@ -144,11 +216,23 @@ def test_a_tenant_with_a_hyphenated_slug_is_reachable(client_for, db):
     assert client_for("north-wind", email="operator@acme.example").get("/").status_code == 200
 
 
-def test_the_home_page_works_while_the_cache_is_down(client_for, settings):
+def test_the_home_page_works_while_the_cache_is_down(client_for, acme, settings, caplog):
+    # One more member than the seed has, so the count shown cannot be an old cached one.
+    services.add_member(
+        tenant=acme, email="cache-down@corp.example", role="operator", actor=audit.Actor.system("t")
+    )
+    members = Membership.objects.filter(tenant=acme).count()
     settings.CACHES = DEAD_REDIS
-    response = client_for("acme", "executive").get("/")
+
+    with caplog.at_level(logging.WARNING, logger="tenants.summary"):
+        response = client_for("acme", "admin").get("/")
+
     assert response.status_code == 200
-    assert b"not seen yet" in response.content  # the worker heartbeat is unknown, not an error
+    html = response.content.decode()
+    # The summary was computed directly, since the cache could not be read.
+    assert "cache unavailable; computing the tenant summary directly" in caplog.text
+    assert f"<p>{members} members.</p>" in html
+    assert "not seen yet" in html  # the worker heartbeat is unknown, not an error
 
 
 def test_hand_over_and_token_creation_answer_503_while_the_cache_is_down(client_for, settings):
@@ -176,8 +260,9 @@ def test_an_expired_token_cannot_be_rotated_into_a_fresh_one(client_for, acme):
         name="old",
         scopes=["read"],
         actor=audit.Actor.system("test"),
-        expires_at=timezone.now() + timedelta(seconds=1),
+        expires_at=timezone.now() + timedelta(hours=1),
     )
+    # Issued while still valid, then its expiry moved into the past.
     ApiToken.objects.filter(pk=issued.token.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )

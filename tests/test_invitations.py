@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django.contrib.auth import get_user_model
+from django.core.mail.backends.locmem import EmailBackend as LocmemEmailBackend
 from django.test import Client
 
 from tenants import audit
@@ -68,7 +69,12 @@ def test_another_tenant_inviting_the_same_new_person_gets_no_link_either(
 
     assert response.status_code == 201
     assert not RESET_LINK_RE.search(response.content.decode())
-    assert "set_password" not in response.json()
+    body = response.json()
+    # Exactly the membership's public fields: nothing that could carry a link or a secret.
+    assert set(body) == {"id", "email", "name", "role", "created_at"}
+    membership = Membership.objects.get(tenant__schema_name="globex", public_id=body["id"])
+    assert (body["email"], body["role"]) == ("shared@corp.example", "admin")
+    assert membership.user.email == "shared@corp.example"
     assert [m.to for m in mailoutbox] == [["shared@corp.example"], ["shared@corp.example"]]
 
 
@@ -125,11 +131,46 @@ class RefusingMailBackend:
         raise ConnectionRefusedError("mail server down")
 
 
-def test_a_mail_server_outage_is_retried_not_lost(acme, settings, mailoutbox):
-    settings.EMAIL_BACKEND = "tests.test_invitations.RefusingMailBackend"
-    user = get_user_model().objects.create_user("late@corp.example", "late@corp.example")
-    membership = Membership.objects.create(tenant=acme, user=user, role="executive")
+class FlakyMailBackend(LocmemEmailBackend):
+    """A mail server down for the first two attempts, then up (delivers to `mail.outbox`)."""
 
+    attempts = 0
+    failures = 2
+
+    def send_messages(self, messages):
+        FlakyMailBackend.attempts += 1
+        if FlakyMailBackend.attempts <= FlakyMailBackend.failures:
+            raise ConnectionRefusedError("mail server down")
+        return super().send_messages(messages)
+
+
+def _pending_member(tenant, email: str) -> Membership:
+    user = get_user_model().objects.create_user(email, email)
+    return Membership.objects.create(tenant=tenant, user=user, role="executive")
+
+
+def test_a_mail_server_outage_is_retried_and_the_invitation_delivered_once(
+    acme, settings, mailoutbox
+):
+    settings.EMAIL_BACKEND = "tests.test_invitations.FlakyMailBackend"
+    membership = _pending_member(acme, "retried@corp.example")
+    FlakyMailBackend.attempts = 0
+
+    # Run in-process, each retry follows at once instead of after its back-off delay.
+    result = send_invitation_email.apply(args=[membership.pk])
+
+    assert result.state == "SUCCESS"
+    assert result.result is True
+    assert FlakyMailBackend.attempts == 3
+    assert [mail.to for mail in mailoutbox] == [["retried@corp.example"]]
+    assert RESET_LINK_RE.search(mailoutbox[0].body)
+
+
+def test_a_mail_server_that_stays_down_is_given_up_on_after_the_retries_as_a_failure(
+    acme, settings, mailoutbox
+):
+    settings.EMAIL_BACKEND = "tests.test_invitations.RefusingMailBackend"
+    membership = _pending_member(acme, "late@corp.example")
     RefusingMailBackend.attempts = 0
 
     # Run in-process, each retry follows at once instead of after its back-off delay.

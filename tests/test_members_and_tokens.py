@@ -653,13 +653,13 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
     first = _member(acme, "admin@acme.example")
     second = _member(acme, "security@acme.example")
     actor_label = "concurrent demotion test"
-    _in_thread(lambda: Membership.objects.filter(pk=second.pk).update(role="admin"))
-    holder = psycopg.connect(_test_database_url())
-    watcher = psycopg.connect(_test_database_url(), autocommit=True)
+    holder: psycopg.Connection | None = None
+    watcher: psycopg.Connection | None = None
     outcomes: dict[str, object] = {}
     pids: dict[str, int] = {}
+    threads: list[threading.Thread] = []
 
-    def demote(name: str, membership: Membership) -> None:
+    def demote(name: str, membership: Membership) -> threading.Thread:
         def run() -> None:
             with connections["default"].cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
@@ -679,10 +679,15 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
 
         return threading.Thread(target=run)
 
-    threads = [demote("first", first), demote("second", second)]
     try:
+        # Everything that commits or opens a connection happens inside the `try`, so the
+        # restore below runs whatever fails.
+        _in_thread(lambda: Membership.objects.filter(pk=second.pk).update(role="admin"))
+        holder = psycopg.connect(_test_database_url())
+        watcher = psycopg.connect(_test_database_url(), autocommit=True)
         holder.execute("LOCK TABLE public.tenants_auditevent IN EXCLUSIVE MODE")
-        for thread in threads:
+        for thread in (demote("first", first), demote("second", second)):
+            threads.append(thread)
             thread.start()
 
         def both_waiting() -> bool:
@@ -705,8 +710,10 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
         assert admins >= 1, f"both demotions went through, acme has no admin: {outcomes}"
         assert list(outcomes.values()).count("changed") == 1, outcomes
     finally:
-        holder.close()
-        watcher.close()
+        if holder is not None:
+            holder.close()  # releases the table lock if it is still held
+        if watcher is not None:
+            watcher.close()
         for thread in threads:
             thread.join(30)
 

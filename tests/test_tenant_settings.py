@@ -28,6 +28,8 @@ def test_a_bad_name_is_a_400_naming_the_field_and_changes_nothing(client_for, ac
 
 
 @pytest.mark.parametrize("role", ["executive", "operator", "security"])
-def test_only_admins_reach_the_settings(client_for, role):
+def test_only_admins_reach_the_settings(client_for, acme, role):
     assert client_for("acme", role).get("/settings/").status_code == 403
     assert client_for("acme", role).post("/settings/", {"name": "Hijacked"}).status_code == 403
+    assert Tenant.objects.get(pk=acme.pk).name == "Acme Corporation"
+    assert not AuditEvent.objects.filter(tenant=acme, action="tenant.renamed").exists()
