@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from importlib import import_module
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context
+from django_tenants.utils import schema_context
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
 
 from dashboards import services as dashboard_services
 from dashboards.models import Dashboard
@@ -30,6 +24,7 @@ from tenants.models import ApiToken, AuditEvent, Membership
 from tenants.provisioning import provision_tenant
 from tenants.ws_middleware import _same_origin
 from tests.conftest import BASE_DIR, PASSWORD
+from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
 
 DEAD_REDIS = {
     "default": {
@@ -87,49 +82,21 @@ def test_the_same_origin_check_compares_origin_and_host(origin, host, allowed):
 @pytest.fixture
 def acme_admin_cookie(django_db_blocker) -> Iterator[str]:
     """A committed session of acme's admin (the ASGI server reads it), deleted afterwards."""
-    store = import_module(django_settings.SESSION_ENGINE).SessionStore()
-    with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
-        person = get_user_model().objects.get(email="admin@acme.example")
-        store[SESSION_KEY] = person._meta.pk.value_to_string(person)
-        store[BACKEND_SESSION_KEY] = "tenants.auth_backends.EmailBackend"
-        store[HASH_SESSION_KEY] = person.get_session_auth_hash()
-        store.create()
+    store = create_session("admin@acme.example", django_db_blocker)
     try:
-        yield f"{django_settings.SESSION_COOKIE_NAME}={store.session_key}"
+        yield cookie_of(store)
     finally:
-        with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
-            store.delete()
-
-
-@contextmanager
-def _presence_socket(
-    server: str, host: str, origin: str | None, cookie: str
-) -> Iterator[ClientConnection]:
-    """A real WebSocket to /ws/presence/ on `server` (Host `host`), with the given Origin."""
-    address, port = server.rsplit(":", 1)
-    sock = socket.create_connection((address, int(port)), timeout=10)
-    try:
-        with ws_connect(
-            f"ws://{host}/ws/presence/",
-            sock=sock,
-            origin=origin,
-            additional_headers={"Cookie": cookie},
-            open_timeout=10,
-            close_timeout=5,
-        ) as ws:
-            yield ws
-    finally:
-        sock.close()
+        delete_sessions([store], django_db_blocker)
 
 
 def test_the_served_app_takes_presence_sockets_only_from_the_tenants_own_pages(
     live_server_url, acme_admin_cookie
 ):
     port = live_server_url.rsplit(":", 1)[1]
-    host = f"acme.localhost:{port}"
+    host = "acme.localhost"
 
     # The member's socket from a page of acme's own host opens...
-    with _presence_socket(live_server_url, host, f"http://{host}", acme_admin_cookie) as ws:
+    with open_presence(live_server_url, host, acme_admin_cookie) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "presence"
 
     # ...the same member's socket from a page of a sibling tenant host (which shares the
@@ -137,7 +104,7 @@ def test_the_served_app_takes_presence_sockets_only_from_the_tenants_own_pages(
     for origin in (f"http://globex.localhost:{port}", None):
         with (
             pytest.raises(InvalidStatus) as refused,
-            _presence_socket(live_server_url, host, origin, acme_admin_cookie),
+            open_presence(live_server_url, host, acme_admin_cookie, origin=origin),
         ):
             pass
         assert refused.value.response.status_code == 403, origin

@@ -8,19 +8,15 @@ whichever way it asks: pages, the API (session or token), presence, the cache, C
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from importlib import import_module
 
 import pytest
 import redis
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -28,10 +24,10 @@ from django_tenants.cache import make_key
 from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as ws_connect
 
 from portal.scoping import tenant_key
 from tests.conftest import host_of
+from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
 
 # Both tenants' seeded dashboard has this primary key, each in its own schema.
 SHARED_PK = 1
@@ -309,24 +305,14 @@ def test_a_token_lists_only_its_own_tenants_audit_events(acme, globex):
 @pytest.fixture(scope="module")
 def session_cookie(django_db_setup, django_db_blocker) -> Iterator[Callable[[str], str]]:
     """`session_cookie(email)`: a committed session for that user (the ASGI server reads it)."""
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
     stores = []
 
     def make(email: str) -> str:
-        with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
-            person = user(email)
-            store = store_class()
-            store[SESSION_KEY] = person._meta.pk.value_to_string(person)
-            store[BACKEND_SESSION_KEY] = EMAIL_BACKEND
-            store[HASH_SESSION_KEY] = person.get_session_auth_hash()
-            store.create()
-        stores.append(store)
-        return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+        stores.append(create_session(email, django_db_blocker))
+        return cookie_of(stores[-1])
 
     yield make
-    with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
-        for store in stores:
-            store.delete()
+    delete_sessions(stores, django_db_blocker)
 
 
 def user_id(email: str, django_db_blocker) -> str:
@@ -340,25 +326,6 @@ def member_ids(slug: str, django_db_blocker) -> set[str]:
     with django_db_blocker.unblock():
         ids = Membership.objects.filter(tenant__schema_name=slug).values_list("user_id", flat=True)
         return {str(pk) for pk in ids}
-
-
-@contextmanager
-def open_presence(server: str, host: str, cookie: str | None = None) -> Iterator[ClientConnection]:
-    """A real WebSocket to /ws/presence/ on `server`, sent with the Host header `host`."""
-    address, port = server.rsplit(":", 1)
-    sock = socket.create_connection((address, int(port)), timeout=10)
-    try:
-        with ws_connect(
-            f"ws://{host}:{port}/ws/presence/",
-            sock=sock,
-            origin=f"http://{host}:{port}",
-            additional_headers={"Cookie": cookie} if cookie else None,
-            open_timeout=10,
-            close_timeout=5,
-        ) as ws:
-            yield ws
-    finally:
-        sock.close()
 
 
 def presence_of(server: str, slug: str, cookie: str):
