@@ -151,6 +151,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def psycopg_params() -> dict[str, str]:
+    """psycopg keyword arguments for the test database (host may be a socket directory)."""
+    cfg = connection.settings_dict
+    params = {"dbname": cfg["NAME"], "user": cfg.get("USER") or "postgres"}
+    for key, name in (("HOST", "host"), ("PORT", "port"), ("PASSWORD", "password")):
+        if cfg.get(key):
+            params[name] = str(cfg[key])
+    return params
+
+
 def _test_database_url() -> str:
     cfg = connection.settings_dict
     host = cfg.get("HOST") or "127.0.0.1"

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
-from tests.conftest import _test_database_url, submit_token_form, wait_for
+from tests.conftest import submit_token_form, psycopg_params, wait_for
 
 NEW_PASSWORD = "Correct-Horse-9-Battery!"
 SECRET_RE = re.compile(r"mpt_[A-Za-z0-9_\-]{20,}")
@@ -683,8 +683,8 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
         # Everything that commits or opens a connection happens inside the `try`, so the
         # restore below runs whatever fails.
         _in_thread(lambda: Membership.objects.filter(pk=second.pk).update(role="admin"))
-        holder = psycopg.connect(_test_database_url())
-        watcher = psycopg.connect(_test_database_url(), autocommit=True)
+        holder = psycopg.connect(**psycopg_params())
+        watcher = psycopg.connect(**psycopg_params(), autocommit=True)
         holder.execute("LOCK TABLE public.tenants_auditevent IN EXCLUSIVE MODE")
         for thread in (demote("first", first), demote("second", second)):
             threads.append(thread)
