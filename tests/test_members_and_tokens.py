@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
-from tests.conftest import submit_token_form, psycopg_params, wait_for
+from tests.conftest import psycopg_params, submit_token_form, wait_for
 
 NEW_PASSWORD = "Correct-Horse-9-Battery!"
 SECRET_RE = re.compile(r"mpt_[A-Za-z0-9_\-]{20,}")
