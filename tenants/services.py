@@ -71,18 +71,16 @@ def _locked_membership(tenant: Tenant, membership_id) -> Membership:
         raise Membership.DoesNotExist(f"No member {membership_id} in this tenant.") from None
 
 
+def _has_another_active_admin(tenant: Tenant, user) -> bool:
+    """The one rule for "a tenant keeps an admin": someone else, able to sign in, is admin."""
+    others = Membership.objects.filter(tenant=tenant, role=Role.ADMIN, user__is_active=True)
+    return others.exclude(user=user).exists()
+
+
 def ensure_no_tenant_loses_its_last_admin(user) -> None:
     """Refuse to deactivate a person who is the only admin of some tenant."""
-    sole = [
-        membership.tenant.name
-        for membership in Membership.objects.filter(user=user, role=Role.ADMIN).select_related(
-            "tenant"
-        )
-        if not Membership.objects.filter(tenant=membership.tenant, role=Role.ADMIN)
-        .exclude(user=user)
-        .filter(user__is_active=True)
-        .exists()
-    ]
+    admin_of = Membership.objects.filter(user=user, role=Role.ADMIN).select_related("tenant")
+    sole = [m.tenant.name for m in admin_of if not _has_another_active_admin(m.tenant, user)]
     if sole:
         raise ValidationError(
             {"is_active": [f"{user.email} is the only admin of {', '.join(sole)}."]}
@@ -90,8 +88,7 @@ def ensure_no_tenant_loses_its_last_admin(user) -> None:
 
 
 def _ensure_an_admin_remains(tenant: Tenant, leaving: Membership) -> None:
-    others = Membership.objects.filter(tenant=tenant, role=Role.ADMIN).exclude(pk=leaving.pk)
-    if leaving.role == Role.ADMIN and not others.exists():
+    if leaving.role == Role.ADMIN and not _has_another_active_admin(tenant, leaving.user):
         raise ValidationError({"role": ["A tenant needs at least one admin."]})
 
 
@@ -118,12 +115,14 @@ def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor)
 
 
 @transaction.atomic
-def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> None:
+def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> Membership:
+    """Remove a member; returns the (now deleted) membership for messages."""
     membership = _locked_membership(tenant, membership_id)
     _ensure_an_admin_remains(tenant, membership)
     before = {"email": membership.user.email, "role": membership.role}
     audit.record(actor=actor, action="member.removed", obj=membership, tenant=tenant, before=before)
     membership.delete()
+    return membership
 
 
 @transaction.atomic
@@ -232,7 +231,11 @@ def _locked_token(tenant: Tenant, token_id) -> ApiToken:
 
 @transaction.atomic
 def revoke_token(*, tenant: Tenant, token_id, actor: audit.Actor) -> ApiToken:
-    token = _locked_token(tenant, token_id)
+    return _revoke(_locked_token(tenant, token_id), tenant, actor)
+
+
+def _revoke(token: ApiToken, tenant: Tenant, actor: audit.Actor) -> ApiToken:
+    """Revoke a token already locked by the caller (idempotent)."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -265,7 +268,7 @@ def rotate_token(*, tenant: Tenant, token_id, actor: audit.Actor, created_by=Non
         created_by=created_by,
         expires_at=expires_at,
     )
-    revoke_token(tenant=tenant, token_id=old.public_id, actor=actor)
+    _revoke(old, tenant, actor)
     audit.record(
         actor=actor,
         action="token.rotated",
@@ -279,12 +282,10 @@ def rotate_token(*, tenant: Tenant, token_id, actor: audit.Actor, created_by=Non
 
 def authenticate_token(secret: str, tenant: Tenant) -> ApiToken | None:
     """The live token for this secret in this tenant, or None. A token never crosses tenants."""
-    token = (
-        ApiToken.objects.filter(secret_hash=tokens.digest(secret), tenant=tenant)
-        .select_related("tenant")
-        .first()
-    )
-    if token is None or token.revoked_at is not None or not tenant.is_active:
+    if not tenant.is_active:
+        return None
+    token = ApiToken.objects.filter(secret_hash=tokens.digest(secret), tenant=tenant).first()
+    if token is None or token.revoked_at is not None:
         return None
     now = timezone.now()
     if token.expires_at is not None and token.expires_at <= now:

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -395,3 +396,23 @@ def client_is_refused(person) -> bool:
     client = Client(HTTP_HOST="globex.localhost")
     response = client.post("/accounts/login/", {"username": person.email, "password": PASSWORD})
     return response.status_code == 200 and "_auth_user_id" not in client.session
+
+
+def test_a_deactivated_admin_does_not_count_as_the_admin_who_remains(acme):
+    dormant = get_user_model().objects.create_user(
+        "dormant@acme.example", "dormant@acme.example", is_active=False
+    )
+    Membership.objects.create(tenant=acme, user=dormant, role="admin")
+    active = Membership.objects.get(tenant=acme, user__email="admin@acme.example")
+
+    with pytest.raises(ValidationError) as refused:
+        services.change_role(
+            tenant=acme,
+            membership_id=active.public_id,
+            role="operator",
+            actor=audit.Actor.system("t"),
+        )
+
+    assert "role" in refused.value.message_dict
+    active.refresh_from_db()
+    assert active.role == "admin"
