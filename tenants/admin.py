@@ -28,6 +28,11 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def _initial_values_of_changed_fields(form) -> dict:
+    """The "before" of an admin change: what the changed fields held when the form opened."""
+    return {field: form.initial.get(field) for field in form.changed_data}
+
+
 class ServiceErrorsMixin:
     """Services refuse some changes only they can judge (e.g. "a tenant keeps one admin").
 
@@ -96,7 +101,7 @@ class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         actor = audit.Actor.from_request(request)
         if change:
-            before = {k: form.initial.get(k) for k in form.changed_data}
+            before = _initial_values_of_changed_fields(form)
             obj.save()
             audit.record(
                 actor=actor,
@@ -128,7 +133,7 @@ class DomainAdmin(admin.ModelAdmin):
         return ["tenant"] if obj else []
 
     def save_model(self, request, obj, form, change):
-        before = {field: form.initial.get(field) for field in form.changed_data} if change else None
+        before = _initial_values_of_changed_fields(form) if change else None
         super().save_model(request, obj, form, change)
         audit.record(
             actor=audit.Actor.from_request(request),

@@ -36,8 +36,12 @@ def _key(schema_name: str) -> str:
 
 async def join(schema_name: str, channel_name: str, viewer: dict) -> None:
     entry = json.dumps({**viewer, "seen": time.time()})
-    await _redis().hset(_key(schema_name), channel_name, entry)
-    await _redis().expire(_key(schema_name), STALE_AFTER * 2)
+    async with _redis().pipeline(transaction=True) as pipe:
+        await (
+            pipe.hset(_key(schema_name), channel_name, entry)
+            .expire(_key(schema_name), STALE_AFTER * 2)
+            .execute()
+        )
 
 
 async def leave(schema_name: str, channel_name: str) -> None:

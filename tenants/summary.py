@@ -23,10 +23,21 @@ def current_summary(tenant) -> dict:
     except RedisError:
         log.warning("cache unavailable; computing the tenant summary directly")
         return compute_summary(tenant)
-    if summary is None:
-        summary = compute_summary(tenant)
-        cache.set(SUMMARY_CACHE_KEY, summary, timeout=SUMMARY_TTL_SECONDS)
+    return summary if summary is not None else refresh_summary(tenant)
+
+
+def refresh_summary(tenant) -> dict:
+    """Compute the counts and cache them under the current schema's key."""
+    summary = compute_summary(tenant)
+    cache.set(SUMMARY_CACHE_KEY, summary, timeout=SUMMARY_TTL_SECONDS)
     return summary
+
+
+def record_worker_seen() -> str:
+    now = timezone.now().isoformat()
+    with schema_context(get_public_schema_name()):
+        cache.set(WORKER_HEARTBEAT_KEY, now, timeout=120)
+    return now
 
 
 def worker_last_seen() -> datetime | None:

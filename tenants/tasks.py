@@ -5,17 +5,10 @@ from __future__ import annotations
 import smtplib
 
 from celery import shared_task
-from django.core.cache import cache
 from django.db import connection
-from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
+from django_tenants.utils import get_public_schema_name, tenant_context
 
-from tenants.summary import (
-    SUMMARY_CACHE_KEY,
-    SUMMARY_TTL_SECONDS,
-    WORKER_HEARTBEAT_KEY,
-    compute_summary,
-)
+from tenants.summary import record_worker_seen, refresh_summary
 
 
 @shared_task(
@@ -43,9 +36,7 @@ def refresh_tenant_summary() -> dict:
     tenant = getattr(connection, "tenant", None)
     if tenant is None or connection.schema_name == get_public_schema_name():
         raise RuntimeError("refresh_tenant_summary must be sent from a tenant's context")
-    summary = compute_summary(tenant)
-    cache.set(SUMMARY_CACHE_KEY, summary, timeout=SUMMARY_TTL_SECONDS)
-    return summary
+    return refresh_summary(tenant)
 
 
 @shared_task
@@ -66,7 +57,4 @@ def refresh_all_tenant_summaries() -> int:
 @shared_task
 def record_worker_heartbeat() -> str:
     """Lets pages show whether background work is running (a platform-level, public key)."""
-    now = timezone.now().isoformat()
-    with schema_context(get_public_schema_name()):
-        cache.set(WORKER_HEARTBEAT_KEY, now, timeout=120)
-    return now
+    return record_worker_seen()

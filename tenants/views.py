@@ -10,7 +10,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from redis.exceptions import RedisError
@@ -136,57 +136,61 @@ def members(request):
     )
 
 
-@require_perm(Perm.MANAGE_MEMBERS)
-@require_POST
-def member_change_role(request, membership_id):
+def _member_action(request, change, success) -> HttpResponse:
+    """Run one membership service call for the members page: 404 for a member of no tenant of
+    ours, the service's refusal as a message, and back to the list either way."""
     try:
-        services.change_role(
-            tenant=request.tenant,
-            membership_id=membership_id,
-            role=request.POST.get("role", ""),
-            actor=audit.Actor.from_request(request),
-        )
-        messages.success(request, "Role changed.")
-    except Membership.DoesNotExist:
-        raise Http404("No such member.") from None
-    except ValidationError as exc:
-        messages.error(request, "; ".join(exc.messages))
-    return redirect("members")
-
-
-@require_perm(Perm.MANAGE_MEMBERS)
-@require_POST
-def member_remove(request, membership_id):
-    try:
-        services.remove_member(
-            tenant=request.tenant,
-            membership_id=membership_id,
-            actor=audit.Actor.from_request(request),
-        )
-        messages.success(request, "Member removed.")
-    except Membership.DoesNotExist:
-        raise Http404("No such member.") from None
-    except ValidationError as exc:
-        messages.error(request, "; ".join(exc.messages))
-    return redirect("members")
-
-
-@require_perm(Perm.MANAGE_MEMBERS)
-@require_POST
-def member_resend_invitation(request, membership_id):
-    try:
-        membership = services.resend_invitation(
-            tenant=request.tenant,
-            membership_id=membership_id,
-            actor=audit.Actor.from_request(request),
-        )
+        membership = change()
     except Membership.DoesNotExist:
         raise Http404("No such member.") from None
     except ValidationError as exc:
         messages.error(request, "; ".join(exc.messages))
     else:
-        messages.success(request, f"Invitation sent again to {membership.user.email}.")
+        messages.success(request, success(membership))
     return redirect("members")
+
+
+@require_perm(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_change_role(request, membership_id):
+    return _member_action(
+        request,
+        lambda: services.change_role(
+            tenant=request.tenant,
+            membership_id=membership_id,
+            role=request.POST.get("role", ""),
+            actor=audit.Actor.from_request(request),
+        ),
+        lambda membership: f"{membership.user.email} is now {membership.get_role_display()}.",
+    )
+
+
+@require_perm(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_remove(request, membership_id):
+    return _member_action(
+        request,
+        lambda: services.remove_member(
+            tenant=request.tenant,
+            membership_id=membership_id,
+            actor=audit.Actor.from_request(request),
+        ),
+        lambda membership: f"{membership.user.email} removed.",
+    )
+
+
+@require_perm(Perm.MANAGE_MEMBERS)
+@require_POST
+def member_resend_invitation(request, membership_id):
+    return _member_action(
+        request,
+        lambda: services.resend_invitation(
+            tenant=request.tenant,
+            membership_id=membership_id,
+            actor=audit.Actor.from_request(request),
+        ),
+        lambda membership: f"Invitation sent again to {membership.user.email}.",
+    )
 
 
 @require_perm(Perm.MANAGE_SETTINGS)
@@ -231,12 +235,11 @@ def tokens(request):
                 actor=audit.Actor.from_request(request),
                 created_by=request.user,
             )
-        except ValidationError as exc:
+        except Exception as exc:
             cache.delete(f"token-form:{nonce}")  # nothing was created: the form may be re-sent
+            if not isinstance(exc, ValidationError):
+                raise
             errors = exc.message_dict
-        except Exception:
-            cache.delete(f"token-form:{nonce}")
-            raise
     return _tokens_page(request, issued=issued, errors=errors)
 
 

@@ -29,7 +29,8 @@ def _header(scope, wanted: bytes) -> str:
 
 def _same_origin(scope) -> bool:
     """A browser's socket must come from a page of the same host (sibling tenant hosts share
-    cookies, so "an allowed host" is not enough). Non-browser clients send no Origin."""
+    cookies, so "an allowed host" is not enough). Sockets without an Origin are refused earlier,
+    by channels' AllowedHostsOriginValidator in portal/asgi.py."""
     origin = _header(scope, b"origin")
     return not origin or urlsplit(origin).netloc == _header(scope, b"host")
 
