@@ -3,7 +3,7 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from tenants.decorators import require_perm
+from tenants.pages.decorators import require_perm
 from tenants.roles import Perm
 
 FRAMEWORKS = ["ISO 27001", "SOC 2", "GDPR / CCPA", "PCI DSS", "HIPAA"]

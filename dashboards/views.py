@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from dashboards import services
 from dashboards.models import Dashboard
 from tenants import audit
-from tenants.decorators import require_perm
+from tenants.pages.decorators import require_perm
 from tenants.roles import Perm
 
 

@@ -16,7 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from portal.routing import websocket_urlpatterns  # noqa: E402
-from tenants.ws_middleware import TenantFromHostMiddleware  # noqa: E402
+from tenants.realtime.middleware import TenantFromHostMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

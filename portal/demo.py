@@ -10,8 +10,9 @@ from django.db import transaction
 from django_tenants.utils import tenant_context
 
 from tenants import audit
+from tenants.accounts.users import get_or_create_user
 from tenants.models import Membership, Tenant
-from tenants.provisioning import get_or_create_user, provision_tenant
+from tenants.provisioning import provision_tenant
 from tenants.roles import Role
 
 DEMO_PASSWORD = "demo"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from tenants.consumers import PresenceConsumer
+from tenants.realtime.consumers import PresenceConsumer
 
 websocket_urlpatterns = [
     path("ws/presence/", PresenceConsumer.as_asgi()),

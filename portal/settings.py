@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tenants.middleware.TenantMembershipMiddleware",
+    "tenants.pages.middleware.TenantMembershipMiddleware",
     # Last, as django-axes asks, so it sees the outcome of every authentication attempt.
     "axes.middleware.AxesMiddleware",
 ]
@@ -97,7 +97,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
-                "tenants.context_processors.tenant",
+                "tenants.pages.context_processors.tenant",
             ],
         },
     },
@@ -165,7 +165,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "tenants.auth_backends.EmailBackend",
+    "tenants.accounts.backends.EmailBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -180,7 +180,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Sign-in is case-insensitive, so lockout counts must be too.
-AXES_USERNAME_CALLABLE = "tenants.auth_backends.lockout_username"
+AXES_USERNAME_CALLABLE = "tenants.accounts.backends.lockout_username"
 # The client address is REMOTE_ADDR. Behind a reverse proxy, let the ASGI server rewrite it from
 # X-Forwarded-For for trusted proxies only (uvicorn: FORWARDED_ALLOW_IPS / --forwarded-allow-ips).
 

@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants import views
+from tenants.accounts import views as accounts
+from tenants.pages import home
 
 urlpatterns = [
-    path("", views.tenant_picker, name="home"),
-    path("go/<slug:slug>/", views.enter_tenant, name="enter-tenant"),
+    path("", accounts.tenant_picker, name="home"),
+    path("go/<slug:slug>/", accounts.enter_tenant, name="enter-tenant"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -32,5 +33,5 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("admin/", admin.site.urls),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", home.healthz, name="healthz"),
 ]

@@ -3,28 +3,29 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from tenants import views
+from tenants.accounts import views as accounts
 from tenants.admin_site import tenant_admin_site
 from tenants.api.docs import TenantDocsView, TenantSchemaView
+from tenants.pages import audit, home, members, settings, tokens
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", home.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/handoff/", views.redeem_handoff, name="handoff"),
-    path("members/", views.members, name="members"),
-    path("members/<uuid:membership_id>/role/", views.member_change_role, name="member-role"),
-    path("members/<uuid:membership_id>/remove/", views.member_remove, name="member-remove"),
+    path("accounts/handoff/", accounts.redeem_handoff, name="handoff"),
+    path("members/", members.members, name="members"),
+    path("members/<uuid:membership_id>/role/", members.member_change_role, name="member-role"),
+    path("members/<uuid:membership_id>/remove/", members.member_remove, name="member-remove"),
     path(
         "members/<uuid:membership_id>/invite-again/",
-        views.member_resend_invitation,
+        members.member_resend_invitation,
         name="member-invite-again",
     ),
-    path("settings/", views.tenant_settings, name="tenant-settings"),
-    path("tokens/", views.tokens, name="tokens"),
-    path("tokens/<uuid:token_id>/revoke/", views.token_revoke, name="token-revoke"),
-    path("tokens/<uuid:token_id>/rotate/", views.token_rotate, name="token-rotate"),
-    path("audit/", views.audit_trail, name="audit"),
+    path("settings/", settings.tenant_settings, name="tenant-settings"),
+    path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
+    path("tokens/<uuid:token_id>/rotate/", tokens.token_rotate, name="token-rotate"),
+    path("audit/", audit.audit_trail, name="audit"),
     path("", include("dashboards.urls")),
     path("", include("alerts.urls")),
     path("", include("compliance.urls")),
@@ -32,5 +33,5 @@ urlpatterns = [
     path("api/v1/", include("portal.api_urls")),
     path("api/schema/", TenantSchemaView.as_view(), name="schema"),
     path("api/docs/", TenantDocsView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", home.healthz, name="healthz"),
 ]

@@ -14,7 +14,8 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from tenants.roles import Perm, request_access
+from tenants.access import request_access
+from tenants.roles import Perm
 
 # Django's admin sets inline styles from its scripts; allow inline styles (never scripts) there.
 _admin_csp = csp_update({"style-src": ["'unsafe-inline'"]})

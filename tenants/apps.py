@@ -7,6 +7,15 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and access"
     default = True
 
+    def ready(self) -> None:
+        # Subscribers to sign-in events and lifecycle hooks: connected once, here, so nothing is
+        # wired up by the side effect of an import somewhere else.
+        from tenants.accounts import signin_audit
+        from tenants.realtime import revocation
+
+        signin_audit.connect()
+        revocation.connect()
+
 
 class PlatformAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin, with the platform's own admin site as the default site."""

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
-from tenants import audit
-from tenants.invitations import queue_invitation
+from tenants import audit, lifecycle
+from tenants.accounts.users import get_or_create_user, is_email
 from tenants.models import Domain, Membership, Tenant
 from tenants.roles import Role
 from tenants.slugs import schema_name_for, validate_tenant_slug
+from tenants.tasks import queue_invitation
 
 
 def tenant_host(slug: str) -> str:
@@ -108,28 +107,5 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
             after={"email": user.email, "role": Role.ADMIN},
             tenant=tenant,
         )
+    lifecycle.send_on_commit(lifecycle.tenant_provisioned, Tenant, tenant=tenant)
     return tenant
-
-
-def is_email(value: str) -> bool:
-    try:
-        validate_email(value)
-    except ValidationError:
-        return False
-    return True
-
-
-def get_or_create_user(email: str):
-    """The user with this e-mail (case-insensitive); a new one has no usable password yet."""
-    User = get_user_model()
-    email = User.objects.normalize_email(email).lower()
-    user = User.objects.filter(email__iexact=email).first()
-    if user is None:
-        user = User(username=email, email=email)
-        user.set_unusable_password()
-        try:
-            with transaction.atomic():
-                user.save()
-        except IntegrityError:  # created meanwhile by a concurrent invitation
-            user = User.objects.get(username=email)
-    return user

@@ -109,37 +109,3 @@ def access_for_scopes(scopes: frozenset[TokenScope]) -> Access:
     for scope in scopes:
         perms |= SCOPE_PERMS[scope]
     return Access(perms=frozenset(perms))
-
-
-def role_of(user, tenant) -> Role | None:
-    """The user's role in `tenant`, or None when they are not a member."""
-    if user is None or not user.is_authenticated or tenant is None:
-        return None
-    from tenants.models import Membership
-
-    role = (
-        Membership.objects.filter(tenant=tenant, user=user, user__is_active=True)
-        .values_list("role", flat=True)
-        .first()
-    )
-    return Role(role) if role else None
-
-
-def access_of(user, tenant) -> Access:
-    """What `user` may do in `tenant`."""
-    return access_for_role(role_of(user, tenant))
-
-
-def request_access(request) -> Access:
-    """What the request's principal (a token, else the user) may do in the request's tenant."""
-    from tenants.models import ApiToken
-
-    token = getattr(request, "auth", None)
-    if isinstance(token, ApiToken):
-        return access_for_scopes(token.scope_set)
-    # The user is the same in middleware, views and DRF, so the membership is read once.
-    cached = getattr(request, "_member_access", None)
-    if cached is None:
-        cached = access_of(getattr(request, "user", None), getattr(request, "tenant", None))
-        request._member_access = cached
-    return cached

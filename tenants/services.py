@@ -9,11 +9,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from tenants import audit, tokens
-from tenants.invitations import queue_invitation
+from tenants import audit, lifecycle, tokens
+from tenants.accounts.users import get_or_create_user, is_email
 from tenants.models import ApiToken, Membership, Tenant
-from tenants.provisioning import get_or_create_user, is_email
 from tenants.roles import Role, TokenScope
+from tenants.tasks import queue_invitation
 
 
 def _role(value: str) -> Role:
@@ -111,6 +111,14 @@ def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor)
         before=before,
         after={"email": membership.user.email, "role": role},
     )
+    lifecycle.send_on_commit(
+        lifecycle.role_changed,
+        Membership,
+        tenant=tenant,
+        user=membership.user,
+        old_role=before["role"],
+        new_role=role,
+    )
     return membership
 
 
@@ -122,6 +130,9 @@ def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> Membe
     before = {"email": membership.user.email, "role": membership.role}
     audit.record(actor=actor, action="member.removed", obj=membership, tenant=tenant, before=before)
     membership.delete()
+    lifecycle.send_on_commit(
+        lifecycle.member_removed, Membership, tenant=tenant, user=membership.user
+    )
     return membership
 
 

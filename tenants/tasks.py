@@ -5,9 +5,10 @@ from __future__ import annotations
 import smtplib
 
 from celery import shared_task
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, tenant_context
 
+from tenants.accounts.invitations import send_invitation
 from tenants.summary import record_worker_seen, refresh_summary
 
 
@@ -19,7 +20,6 @@ from tenants.summary import record_worker_seen, refresh_summary
 )
 def send_invitation_email(membership_id: int) -> bool:
     """E-mail a new member their invitation; a mail server outage is retried, not lost."""
-    from tenants.invitations import send_invitation
     from tenants.models import Membership
 
     membership = Membership.objects.select_related("user", "tenant").filter(pk=membership_id)
@@ -58,3 +58,8 @@ def refresh_all_tenant_summaries() -> int:
 def record_worker_heartbeat() -> str:
     """Lets pages show whether background work is running (a platform-level, public key)."""
     return record_worker_seen()
+
+
+def queue_invitation(membership) -> None:
+    """Send the invitation once the membership is committed (and never if it is rolled back)."""
+    transaction.on_commit(lambda: send_invitation_email.delay(membership.pk))

@@ -139,7 +139,7 @@ def client_for(db) -> Callable[..., Client]:
             email = f"{role}@{slug}.example"
         if email is not None:
             user = get_user_model().objects.get(email=email)
-            client.force_login(user, backend="tenants.auth_backends.EmailBackend")
+            client.force_login(user, backend="tenants.accounts.backends.EmailBackend")
         return client
 
     return make

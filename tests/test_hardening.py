@@ -23,7 +23,7 @@ from dashboards.models import Dashboard
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
 from tenants.provisioning import provision_tenant
-from tenants.ws_middleware import _same_origin
+from tenants.realtime.middleware import _same_origin
 from tests.conftest import BASE_DIR, PASSWORD
 from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
 
@@ -143,7 +143,7 @@ def test_the_platform_admin_is_for_superusers_not_staff(db):
         "staff@platform.example", "staff@platform.example", PASSWORD, is_staff=True
     )
     client = Client(HTTP_HOST="localhost")
-    client.force_login(staff, backend="tenants.auth_backends.EmailBackend")
+    client.force_login(staff, backend="tenants.accounts.backends.EmailBackend")
     response = client.get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
@@ -204,7 +204,7 @@ def test_the_home_page_works_while_the_cache_is_down(client_for, acme, settings,
 
 
 def test_hand_over_and_token_creation_answer_503_while_the_cache_is_down(client_for, settings):
-    from tenants import handoff
+    from tenants.accounts import handoff
     from tenants.models import Tenant
 
     user = get_user_model().objects.get(email="admin@acme.example")
@@ -302,7 +302,7 @@ def _platform_admin() -> Client:
     client = Client(HTTP_HOST="localhost")
     client.force_login(
         get_user_model().objects.get(email="admin@platform.example"),
-        backend="tenants.auth_backends.EmailBackend",
+        backend="tenants.accounts.backends.EmailBackend",
     )
     return client
 

@@ -31,7 +31,7 @@ from tests.websockets_client import cookie_of, create_session, delete_sessions, 
 
 # Both tenants' seeded dashboard has this primary key, each in its own schema.
 SHARED_PK = 1
-EMAIL_BACKEND = "tenants.auth_backends.EmailBackend"
+EMAIL_BACKEND = "tenants.accounts.backends.EmailBackend"
 TASK_TIMEOUT = 30
 # A deliberate idle period, not a wait for something to happen: what is tested is that a
 # connection with nothing to say survives a whole blocking read of the channel layer (5 seconds),
@@ -522,7 +522,7 @@ async def hang_up(socket_: ApplicationCommunicator) -> None:
 def test_the_in_process_asgi_app_keeps_presence_within_the_tenant(
     session_cookie, django_db_blocker
 ):
-    from tenants.consumers import CLOSE_FORBIDDEN
+    from tenants.realtime.consumers import CLOSE_FORBIDDEN
 
     acme_email = "security@acme.example"
     acme_id = user_id(acme_email, django_db_blocker)

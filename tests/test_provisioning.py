@@ -239,7 +239,7 @@ def test_the_cloned_tenant_serves_its_admin(initech):
     boss.set_password("initech-secret")
     boss.save()
     client = Client(HTTP_HOST="initech.localhost")
-    client.force_login(boss, backend="tenants.auth_backends.EmailBackend")
+    client.force_login(boss, backend="tenants.accounts.backends.EmailBackend")
 
     home = client.get("/")
     assert home.status_code == 200
@@ -264,7 +264,7 @@ def test_the_cloned_tenant_is_closed_to_members_of_other_tenants(initech):
     client = Client(HTTP_HOST="initech.localhost")
     client.force_login(
         get_user_model().objects.get(email="admin@acme.example"),
-        backend="tenants.auth_backends.EmailBackend",
+        backend="tenants.accounts.backends.EmailBackend",
     )
     assert client.get("/dashboards/").status_code == 403
 

@@ -187,7 +187,7 @@ def _csrf_client(slug: str, email: str) -> Client:
 
     client = Client(enforce_csrf_checks=True, HTTP_HOST=f"{slug}.localhost")
     client.force_login(
-        get_user_model().objects.get(email=email), backend="tenants.auth_backends.EmailBackend"
+        get_user_model().objects.get(email=email), backend="tenants.accounts.backends.EmailBackend"
     )
     return client
 

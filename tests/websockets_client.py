@@ -25,7 +25,7 @@ def create_session(email: str, django_db_blocker):
     with django_db_blocker.unblock(), schema_context(get_public_schema_name()):
         person = get_user_model().objects.get(email=email)
         store[SESSION_KEY] = person._meta.pk.value_to_string(person)
-        store[BACKEND_SESSION_KEY] = "tenants.auth_backends.EmailBackend"
+        store[BACKEND_SESSION_KEY] = "tenants.accounts.backends.EmailBackend"
         store[HASH_SESSION_KEY] = person.get_session_auth_hash()
         store.create()
     return store

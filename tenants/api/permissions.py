@@ -3,8 +3,8 @@
 from django_tenants.utils import get_public_schema_name
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from tenants.access import request_access
 from tenants.models import ApiToken
-from tenants.roles import request_access
 
 
 class TenantPermission(BasePermission):

@@ -15,7 +15,7 @@ from django.core import signing
 from django.core.cache import cache
 from django_tenants.utils import get_public_schema_name, schema_context
 
-_SALT = "tenants.handoff"
+_SALT = "tenants.accounts.handoff"
 MAX_AGE_SECONDS = 60
 
 

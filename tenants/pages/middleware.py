@@ -5,7 +5,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django_tenants.utils import get_public_schema_name
 
-from tenants.roles import request_access
+from tenants.access import request_access
 
 # Reachable without membership: signing in, and the API (it authenticates tokens itself and
 # applies the same membership rule in its permission class).

@@ -2,7 +2,8 @@
 
 from django_tenants.utils import get_public_schema_name
 
-from tenants.roles import Perm, request_access
+from tenants.access import request_access
+from tenants.roles import Perm
 
 
 def tenant(request) -> dict:

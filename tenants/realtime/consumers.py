@@ -5,8 +5,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
 from portal.scoping import tenant_group
-from tenants import presence
-from tenants.roles import Perm, access_of
+from tenants.access import access_of
+from tenants.realtime import presence
+from tenants.roles import Perm
 
 CLOSE_FORBIDDEN = 4403
 

@@ -4,7 +4,8 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied
 
-from tenants.roles import Perm, request_access
+from tenants.access import request_access
+from tenants.roles import Perm
 
 
 def require_perm(perm: Perm):

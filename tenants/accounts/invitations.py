@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
-from django.db import transaction
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -36,10 +35,3 @@ def invitation_message(membership) -> tuple[str, str]:
 def send_invitation(membership) -> None:
     subject, body = invitation_message(membership)
     send_mail(subject, body, None, [membership.user.email])
-
-
-def queue_invitation(membership) -> None:
-    """Send the invitation once the membership is committed (and never if it is rolled back)."""
-    from tenants.tasks import send_invitation_email
-
-    transaction.on_commit(lambda: send_invitation_email.delay(membership.pk))

@@ -1,0 +1,1 @@
+"""Accounts: sign-in, hand-over between hosts, invitations and the people behind them."""

@@ -1,0 +1,1 @@
+"""Realtime: WebSocket tenant resolution, the consumer base every live view uses, presence."""
