@@ -13,7 +13,6 @@ refuse_unsafe_production_start()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from portal.routing import websocket_urlpatterns  # noqa: E402
 from tenants.realtime.middleware import TenantFromHostMiddleware  # noqa: E402
@@ -21,8 +20,10 @@ from tenants.realtime.middleware import TenantFromHostMiddleware  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            TenantFromHostMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        # The tenant middleware checks the host and the Origin and refuses before anything
+        # else runs (it replaces channels' AllowedHostsOriginValidator, whose refusals lingered).
+        "websocket": TenantFromHostMiddleware(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

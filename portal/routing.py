@@ -1,9 +1,12 @@
 """WebSocket routes. Every consumer here runs with `scope["tenant"]` set."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from tenants.realtime.consumers import PresenceConsumer
+from tenants.realtime.refusal import refuse
 
 websocket_urlpatterns = [
     path("ws/presence/", PresenceConsumer.as_asgi()),
+    # Any other path is refused at once (channels would raise, and the server log a 500).
+    re_path(r"", refuse),
 ]

@@ -1,13 +1,10 @@
-// Presence on the tenant home: who else is looking at this tenant, kept live over a WebSocket.
+// Presence on the tenant home: who else is looking at this tenant, kept live over a WebSocket
+// (static/js/live.js reconnects it and sets data-state on the box).
 (function () {
   "use strict";
   const box = document.getElementById("presence");
-  if (!box) return;
+  if (!box || !window.PortalLive) return;
   const list = box.querySelector(".presence-list");
-  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-  const url = scheme + "//" + window.location.host + box.dataset.wsPath;
-  let retryMs = 1000;
-  let pingTimer = null;
 
   function render(viewers) {
     list.textContent = "";
@@ -20,29 +17,15 @@
     }
   }
 
-  function connect() {
-    const socket = new WebSocket(url);
-    socket.onopen = function () {
-      retryMs = 1000;
-      box.dataset.state = "live";
-      pingTimer = setInterval(function () { socket.send(JSON.stringify({ type: "ping" })); }, 20000);
-    };
-    socket.onmessage = function (event) {
-      const message = JSON.parse(event.data);
+  window.PortalLive.open({
+    path: box.dataset.wsPath,
+    stateElements: [box],
+    onMessage: function (message) {
       if (message.type === "presence") render(message.viewers);
-    };
-    socket.onclose = function (event) {
-      clearInterval(pingTimer);
-      if (event.code === 4403) {
-        box.dataset.state = "forbidden";
-        list.textContent = "not available";
-        return;
-      }
-      box.dataset.state = "reconnecting";
-      list.textContent = "reconnecting…";
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 30000);
-    };
-  }
-  connect();
+    },
+    onState: function (state) {
+      if (state === "reconnecting") list.textContent = "reconnecting…";
+      if (state === "forbidden") list.textContent = "not available";
+    },
+  });
 })();

@@ -1,72 +1,58 @@
 """WebSocket consumers of the tenants app: the per-tenant presence channel."""
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django_tenants.utils import tenant_context
+from __future__ import annotations
 
 from portal.scoping import tenant_group
-from tenants.access import access_of
 from tenants.realtime import presence
+from tenants.realtime.base import TenantConsumer
+from tenants.realtime.refusal import CLOSE_FORBIDDEN
 from tenants.roles import Perm
 
-CLOSE_FORBIDDEN = 4403
+__all__ = ["CLOSE_FORBIDDEN", "PresenceConsumer"]
 
 
-@database_sync_to_async
-def _role_in_tenant(user, tenant):
-    # ORM work of a consumer always runs inside the tenant's schema.
-    with tenant_context(tenant):
-        tenant.refresh_from_db(fields=["is_active"])
-        if not tenant.is_active:
-            return None
-        access = access_of(user, tenant)
-        return access.role if access.can(Perm.VIEW_TENANT) else None
-
-
-class PresenceConsumer(AsyncJsonWebsocketConsumer):
+class PresenceConsumer(TenantConsumer):
     """Tells every member looking at a tenant who else is looking at it."""
 
-    async def connect(self):
-        self.tenant = self.scope["tenant"]
-        user = self.scope.get("user")
-        role = await _role_in_tenant(user, self.tenant)
-        if role is None:
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
-        self.group = tenant_group(self.tenant.schema_name, "presence")
-        self.viewer = {
+    permission = Perm.VIEW_TENANT
+
+    def groups_for(self) -> list[str]:
+        return [tenant_group(self.tenant.schema_name, "presence")]
+
+    @property
+    def _viewer(self) -> dict:
+        user = self.user
+        return {
             "id": str(user.pk),
             "name": user.get_full_name() or user.email or user.get_username(),
-            "role": role.value,
+            "role": self.access.role.value if self.access.role else "",
         }
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        await presence.join(self.tenant.schema_name, self.channel_name, self.viewer)
+
+    async def on_connect(self) -> None:
+        await presence.join(self.tenant.schema_name, self.channel_name, self._viewer)
         await self._broadcast()
 
-    async def disconnect(self, code):
-        group = getattr(self, "group", None)
-        if group is None:
-            return
+    async def on_access_changed(self) -> None:
+        # Still a member, with another role: everyone sees the new one.
+        await self.on_connect()
+
+    async def on_disconnect(self) -> None:
         await presence.leave(self.tenant.schema_name, self.channel_name)
-        await self.channel_layer.group_discard(group, self.channel_name)
         await self._broadcast()
 
-    async def receive_json(self, content, **kwargs):
-        # The page pings every 20 s; a ping keeps this connection's entry fresh, and is when a
-        # member removed (or a tenant deactivated) since connecting loses the channel.
-        if content.get("type") == "ping":
-            if await _role_in_tenant(self.scope.get("user"), self.tenant) is None:
-                await self.close(code=CLOSE_FORBIDDEN)
-                return
-            await presence.join(self.tenant.schema_name, self.channel_name, self.viewer)
+    async def receive_json(self, content, **kwargs) -> None:
+        # The page pings every 20 s: that keeps this connection's entry fresh, and looks at access
+        # again in case a revocation never arrived (e.g. a change made outside the services).
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.recheck_access()
+            await presence.join(self.tenant.schema_name, self.channel_name, self._viewer)
             await self.send_json({"type": "pong"})
 
-    async def _broadcast(self):
+    async def _broadcast(self) -> None:
         viewers = await presence.viewers(self.tenant.schema_name)
         await self.channel_layer.group_send(
-            self.group, {"type": "presence.update", "viewers": viewers}
+            self.groups_for()[0], {"type": "presence.update", "viewers": viewers}
         )
 
-    async def presence_update(self, event):
+    async def presence_update(self, event: dict) -> None:
         await self.send_json({"type": "presence", "viewers": event["viewers"]})

@@ -1,5 +1,62 @@
-"""Closes live connections within a second when access goes (lifecycle hooks -> consumers)."""
+"""Closes live connections within a second when access goes (lifecycle hooks -> consumers).
+
+Each hook tells the groups of the connections concerned to look at access again
+(`TenantConsumer.access_revoked`); a connection whose user lost the permission it needs closes.
+The event says nothing about what changed: the consumers ask the database, so a role change that
+keeps the permission leaves the connection open.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from portal.scoping import member_group, tenant_wide_group
+from tenants import lifecycle
+from tenants.models import Membership
+from tenants.realtime.base import ACCESS_REVOKED
+
+logger = logging.getLogger(__name__)
 
 
 def connect() -> None:
     """Subscribe to the tenant lifecycle hooks."""
+    lifecycle.member_removed.connect(member_access_changed, dispatch_uid="realtime.member_removed")
+    lifecycle.role_changed.connect(member_access_changed, dispatch_uid="realtime.role_changed")
+    lifecycle.user_deactivated.connect(user_deactivated, dispatch_uid="realtime.user_deactivated")
+    lifecycle.tenant_deactivated.connect(
+        tenant_deactivated, dispatch_uid="realtime.tenant_deactivated"
+    )
+
+
+def member_access_changed(sender, *, tenant, user, **kwargs) -> None:
+    """A member was removed or given another role: their connections to the tenant look again."""
+    # The membership may be gone already: the hook names the tenant and the person.
+    notify_groups([member_group(tenant.schema_name, user.pk)])
+
+
+def user_deactivated(sender, *, user, **kwargs) -> None:
+    """A person can no longer sign in: their connections to every tenant look again."""
+    schemas = Membership.objects.filter(user=user).values_list("tenant__schema_name", flat=True)
+    notify_groups([member_group(schema, user.pk) for schema in schemas])
+
+
+def tenant_deactivated(sender, *, tenant, **kwargs) -> None:
+    """A tenant was switched off: every connection to it looks again."""
+    notify_groups([tenant_wide_group(tenant.schema_name)])
+
+
+def notify_groups(groups: list[str]) -> None:
+    """Send the revocation event to each group (from synchronous code, after the commit)."""
+    layer = get_channel_layer()
+    if layer is None or not groups:
+        return
+
+    async def send_all() -> None:
+        for group in groups:
+            await layer.group_send(group, {"type": ACCESS_REVOKED})
+
+    async_to_sync(send_all)()
+    logger.debug("access re-check sent to %s", groups)
