@@ -92,7 +92,8 @@ class Receiver(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # Non-secret settings by kind (Slack channel, e-mail address, ...).
     settings = models.JSONField(default=dict, blank=True)
-    secret = EncryptedTextField(blank=True, default="")
+    # Empty (NULL) until configured: a receiver without its secret sends nothing.
+    secret = EncryptedTextField(blank=True, null=True)
     # The last characters of the secret, to recognise it without revealing it.
     secret_hint = models.CharField(max_length=12, blank=True, default="")
     enabled = models.BooleanField(default=True)
