@@ -1,11 +1,14 @@
 """Tenant creation time: cloning the template schema versus running every tenant migration.
 
-Run with `python -m portal.devstack run bench/provision.py [--count N]`: the devstack brings the
-database up to date first. Both methods go through `tenants.provisioning.provision_tenant`; the
-second one with `TENANT_CREATION_FAKES_MIGRATIONS=False`, which makes django-tenants create an
-empty schema and migrate it instead of cloning `TENANT_BASE_SCHEMA`. Every tenant created here
-(slugs `bench-...`, hence schemas `bench_...`) is removed again, with its schema and its audit
-events, at the end and before starting (leftovers of an interrupted run).
+Run with `python -m portal.devstack run bench/provision.py [--count N]`. Both methods go through
+`tenants.provisioning.provision_tenant`; the second one with
+`TENANT_CREATION_FAKES_MIGRATIONS=False`, which makes django-tenants create an empty schema and
+migrate it instead of cloning `TENANT_BASE_SCHEMA`.
+
+The run works in a database of its own (`<database>_bench`, created and migrated the way the test
+database is, and dropped at the end; a leftover of an interrupted run is replaced at the next
+start). The audit trail is append-only, so the bench never deletes tenants or their audit events:
+it throws the whole database away instead.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,18 +32,17 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
-from django_tenants.utils import schema_exists  # noqa: E402
 
 from tenants import audit  # noqa: E402
-from tenants.models import AuditEvent, Tenant  # noqa: E402
-from tenants.provisioning import provision_tenant  # noqa: E402
-from tenants.slugs import schema_name_for  # noqa: E402
+from tenants.provisioning import (  # noqa: E402
+    ensure_public_tenant,
+    ensure_template_schema,
+    provision_tenant,
+)
 
 SLUG_PREFIX = "bench-"
-# Slugs are host labels (hyphens); their schemas have underscores. Cleanup goes by schema.
-PREFIX = schema_name_for(SLUG_PREFIX)
 ACTOR = audit.Actor.system("bench")
 
 
@@ -109,40 +112,22 @@ def check_path(method: Method, counter: SqlCounter) -> None:
         )
 
 
-def bench_schemas() -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY nspname",
-            [PREFIX.replace("_", r"\_") + "%"],
-        )
-        return [schema for (schema,) in cursor.fetchall()]
+@contextmanager
+def bench_database() -> Iterator[None]:
+    """A fresh database for the run: migrated, with the public tenant and the template schema."""
+    from django.test.utils import setup_databases, teardown_databases
 
-
-def remove_bench_tenants() -> int:
-    """Delete every bench tenant, its audit events (both chains) and its schema.
-
-    Deleting a tenant row does not drop its schema by itself (`Tenant.auto_drop_schema` is
-    off), so the bench asks for it (`force_drop`), in the same transaction as the row.
-    """
-    connection.set_schema_to_public()
-    removed = 0
-    for tenant in Tenant.objects.filter(schema_name__startswith=PREFIX):
-        with transaction.atomic():
-            AuditEvent.objects.filter(tenant=tenant).delete()
-            AuditEvent.objects.filter(
-                tenant__isnull=True, object_type="tenants.tenant", object_id=str(tenant.public_id)
-            ).delete()
-            tenant.delete(force_drop=True)
-        removed += 1
-    # Schemas left without a tenant row (a creation killed half-way) go too.
-    with connection.cursor() as cursor:
-        for schema in bench_schemas():
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            removed += 1
-    left = Tenant.objects.filter(schema_name__startswith=PREFIX).count(), bench_schemas()
-    if left != (0, []):
-        raise SystemExit(f"bench tenants or schemas were left behind: {left}")
-    return removed
+    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench"
+    config = setup_databases(
+        verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
+    )
+    try:
+        ensure_public_tenant()
+        ensure_template_schema()
+        yield
+    finally:
+        connection.set_schema_to_public()
+        teardown_databases(config, verbosity=0)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -207,39 +192,34 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    if not schema_exists(settings.TENANT_BASE_SCHEMA):
-        print("The template schema is missing: run `manage.py setup_portal` first.")
-        return 1
+    print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
+    with bench_database():
+        run(args.count)
+    print("\ndropped the bench database with its tenants, schemas and audit trail")
+    return 0
 
-    leftovers = remove_bench_tenants()
-    if leftovers:
-        print(f"removed {leftovers} leftover bench tenants/schemas of an earlier run")
 
+def run(count: int) -> None:
     methods = [
         Method("clone", f"{SLUG_PREFIX}clone-", fakes_migrations=True),
         Method("migrate", f"{SLUG_PREFIX}migrate-", fakes_migrations=False),
     ]
-    try:
-        for method in methods:  # warm-up: imports, migration graph, clone function
-            _, counter = create(method, f"{method.slug_prefix}warmup")
+    for method in methods:  # warm-up: imports, migration graph, clone function
+        _, counter = create(method, f"{method.slug_prefix}warmup")
+        check_path(method, counter)
+    # Alternate the methods so that both see the same database growth.
+    for i in range(1, count + 1):
+        for method in methods:
+            elapsed_ms, counter = create(method, f"{method.slug_prefix}{i:04d}")
             check_path(method, counter)
-        # Alternate the methods so that both see the same database growth.
-        for i in range(1, args.count + 1):
-            for method in methods:
-                elapsed_ms, counter = create(method, f"{method.slug_prefix}{i:04d}")
-                check_path(method, counter)
-                method.times_ms.append(elapsed_ms)
-                method.sql_ms.append(counter.sql_ms)
-                method.clone_fn_ms.append(counter.clone_fn_ms)
-                method.clone_calls += counter.clone_calls
-                method.create_tables += counter.create_tables
-            if i % 10 == 0 or i == args.count:
-                print(f"  {i}/{args.count} tenants per method created", flush=True)
-        report(methods, args.count)
-    finally:
-        removed = remove_bench_tenants()
-        print(f"\nremoved {removed} bench tenants and their schemas")
-    return 0
+            method.times_ms.append(elapsed_ms)
+            method.sql_ms.append(counter.sql_ms)
+            method.clone_fn_ms.append(counter.clone_fn_ms)
+            method.clone_calls += counter.clone_calls
+            method.create_tables += counter.create_tables
+        if i % 10 == 0 or i == count:
+            print(f"  {i}/{count} tenants per method created", flush=True)
+    report(methods, count)
 
 
 if __name__ == "__main__":

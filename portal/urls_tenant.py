@@ -1,6 +1,5 @@
 """URLs of a tenant host (<slug>.<base domain>); every page is for the tenant's members only."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from tenants.accounts import views as accounts
@@ -10,22 +9,25 @@ from tenants.pages import audit, home, members, settings, tokens
 
 urlpatterns = [
     path("", home.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", accounts.SignInView.as_view(), name="login"),
+    path("accounts/logout/", accounts.TenantSignOutView.as_view(), name="logout"),
     path("accounts/handoff/", accounts.redeem_handoff, name="handoff"),
+    path("accounts/profile/", accounts.profile, name="profile"),
     path("members/", members.members, name="members"),
     path("members/<uuid:membership_id>/role/", members.member_change_role, name="member-role"),
     path("members/<uuid:membership_id>/remove/", members.member_remove, name="member-remove"),
     path(
         "members/<uuid:membership_id>/invite-again/",
         members.member_resend_invitation,
-        name="member-invite-again",
+        name="member-resend-invitation",
     ),
     path("settings/", settings.tenant_settings, name="tenant-settings"),
     path("tokens/", tokens.tokens, name="tokens"),
+    path("tokens/issued/", tokens.token_issued, name="token-issued"),
     path("tokens/<uuid:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
-    path("tokens/<uuid:token_id>/rotate/", tokens.token_rotate, name="token-rotate"),
+    path("tokens/<uuid:token_id>/rotate/", tokens.token_rotate, name="token-rotation"),
     path("audit/", audit.audit_trail, name="audit"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
     path("", include("dashboards.urls")),
     path("", include("alerts.urls")),
     path("", include("compliance.urls")),
