@@ -20,8 +20,11 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m portal.devstack test $(PYTEST_ARGS)
 
+# Style, then the one-way dependencies between the apps (contracts in pyproject.toml).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(INSTALLED)
 	$(BIN)/python -m portal.devstack run bench/provision.py

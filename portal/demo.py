@@ -1,13 +1,12 @@
-"""Demo data: tenants acme and globex with one user per role, and a dashboard each. Idempotent.
+"""Demo data: tenants acme and globex with one user per role. Idempotent.
 
-It lives with the project wiring because it spans the apps (tenants, dashboards).
+Each new tenant gets its default dashboards from the `tenant_provisioned` hook, as any tenant does.
 """
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django_tenants.utils import tenant_context
 
 from tenants import audit
 from tenants.accounts.users import get_or_create_user
@@ -59,18 +58,4 @@ def seed_demo() -> list[str]:
                     after={"email": email, "role": role.value},
                 )
             logins.append(email)
-        with tenant_context(tenant):
-            _seed_dashboards(actor)
     return logins
-
-
-def _seed_dashboards(actor) -> None:
-    from dashboards.models import Dashboard
-    from dashboards.services import create_dashboard
-
-    if not Dashboard.objects.exists():
-        create_dashboard(
-            title="Executive overview",
-            description="Business KPIs and SLOs at a glance.",
-            actor=actor,
-        )

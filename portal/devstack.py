@@ -136,6 +136,8 @@ def run_demo() -> int:
                 "info",
                 "--concurrency",
                 "2",
+                "-Q",
+                ",".join(task_queues()),
             ],
             "beat": [
                 str(bin_dir / "celery"),
@@ -148,7 +150,101 @@ def run_demo() -> int:
                 str(RUN_DIR / "celerybeat-schedule"),
             ],
         }
+        # Before anything starts: the web and worker read the backends' URLs from `env`.
+        commands = {**demo_monitoring(env), **commands}
         return supervise(commands, env, banner=demo_banner(port))
+
+
+def task_queues() -> list[str]:
+    """Every queue tasks are routed to (default, sync, notify): a worker must consume them all."""
+    from django.conf import settings
+
+    return list(dict.fromkeys(settings.PORTAL_TASK_QUEUES.values()))
+
+
+def _port(preferred: int) -> int:
+    """`preferred` if nothing listens on it, else any free port on 127.0.0.1."""
+    import socket
+
+    for candidate in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise OSError("no free port on 127.0.0.1")
+
+
+def demo_monitoring(env: dict[str, str]) -> dict[str, list[str]]:
+    """Commands for Prometheus, Alertmanager and the demo exporter on loopback, wired to the
+    portal through `env`; none when the binaries are not on PATH or a Prometheus is configured."""
+    import shutil
+
+    import yaml
+    from django.conf import settings
+
+    prometheus = shutil.which("prometheus")
+    alertmanager = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if env.get("PROMETHEUS_URL") or env.get("ALERTMANAGER_URL"):
+        log("using PROMETHEUS_URL / ALERTMANAGER_URL from the environment")
+        return {}
+    if not (prometheus and alertmanager):
+        log("prometheus / prometheus-alertmanager not on PATH: alerting shows 'not connected'")
+        return {}
+    directory = RUN_DIR / "monitoring"
+    directory.mkdir(parents=True, exist_ok=True)
+    rules_dir = Path(settings.PROMETHEUS_RULES_DIR)
+    rules_dir.mkdir(parents=True, exist_ok=True)
+    am_config = Path(settings.ALERTMANAGER_CONFIG_PATH)
+    if not am_config.exists():  # the portal's first sync replaces it
+        am_config.parent.mkdir(parents=True, exist_ok=True)
+        am_config.write_text("route:\n  receiver: unrouted\nreceivers:\n- name: unrouted\n")
+    ports = {"prometheus": _port(9090), "alertmanager": _port(9093), "exporter": _port(9105)}
+    config = {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+        "rule_files": [str(rules_dir / "*.yml")],
+        "alerting": {
+            "alertmanagers": [
+                {
+                    "api_version": "v2",
+                    "static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}],
+                }
+            ]
+        },
+        "scrape_configs": [
+            {
+                # The exporter speaks for several tenants: its `tenant` labels must stay.
+                "job_name": "demo-services",
+                "honor_labels": True,
+                "static_configs": [{"targets": [f"127.0.0.1:{ports['exporter']}"]}],
+            }
+        ],
+    }
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env["PROMETHEUS_URL"] = f"http://127.0.0.1:{ports['prometheus']}"
+    env["ALERTMANAGER_URL"] = f"http://127.0.0.1:{ports['alertmanager']}"
+    log(f"Prometheus {env['PROMETHEUS_URL']}, Alertmanager {env['ALERTMANAGER_URL']}")
+    return {
+        "exporter": [PYTHON, "-m", "portal.demo_exporter", "--port", str(ports["exporter"])],
+        "alertmanager": [
+            alertmanager,
+            f"--config.file={am_config}",
+            f"--storage.path={directory / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        "prometheus": [
+            prometheus,
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            "--web.enable-lifecycle",
+            "--rules.alert.resend-delay=5s",
+            "--log.level=warn",
+        ],
+    }
 
 
 def demo_banner(port: str) -> str:
@@ -245,6 +341,10 @@ def main(argv: list[str]) -> int:
     if argv[0] == "run":
         return run_script(argv[1:])
     if argv[0] == "demo":
+        if os.environ.get("MONITORING_LEVEL") == "production":
+            # Before loading the settings: production ones refuse to load without real secrets.
+            log("refusing to run the demo with MONITORING_LEVEL=production")
+            return 2
         import django
 
         django.setup()

@@ -5,6 +5,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.secret_key import checkout_secret_key
+from portal.secret_key import weakness as secret_key_weakness
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -19,10 +22,19 @@ if MONITORING_LEVEL not in MONITORING_LEVELS:
 PRODUCTION = MONITORING_LEVEL == "production"
 DEBUG = env.bool("DEBUG", default=MONITORING_LEVEL == "development")
 
-# Outside production a fixed, clearly marked key keeps sessions stable across restarts of the demo;
-# the `portal.E001` system check refuses to start production with it.
-INSECURE_SECRET_KEY = "insecure-development-key-never-use-in-production"
-SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
+# Never a key published with the code: in development, one generated per checkout under .run/
+# (stable across restarts); every other level refuses to start without a strong one.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if MONITORING_LEVEL == "development" and not SECRET_KEY:
+    try:
+        SECRET_KEY = checkout_secret_key(BASE_DIR / ".run" / "secret_key")
+    except (OSError, ValueError) as exc:
+        raise ImproperlyConfigured(f"SECRET_KEY is unset and none can be kept: {exc}") from exc
+elif MONITORING_LEVEL != "development" and (_key_problem := secret_key_weakness(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"portal.E001: {_key_problem} (MONITORING_LEVEL={MONITORING_LEVEL}). "
+        "Set SECRET_KEY to a random value of at least 50 characters."
+    )
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS",
     default=[] if PRODUCTION else ["localhost", ".localhost", "127.0.0.1", "testserver"],
@@ -106,16 +118,17 @@ TEMPLATES = [
 WSGI_APPLICATION = None
 ASGI_APPLICATION = "portal.asgi.application"
 
+# Production never falls back to a local server: a missing URL stops the start.
 DATABASES = {
     "default": env.db_url(
         "DATABASE_URL",
-        default="postgres://postgres@127.0.0.1:5432/portal",
+        default=env.NOTSET if PRODUCTION else "postgres://postgres@127.0.0.1:5432/portal",
         engine="django_tenants.postgresql_backend",
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL = env.str("REDIS_URL", default=env.NOTSET if PRODUCTION else "redis://127.0.0.1:6379/0")
 
 CACHES = {
     "default": {
@@ -145,8 +158,29 @@ CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# Separate queues let a test run share a Redis with a running demo without stealing its tasks.
+# Separate queues let a test run share a Redis with a running demo without stealing its tasks:
+# the sync and notify queues are named after the default one, so they stay apart too.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+PORTAL_TASK_QUEUES = {
+    "default": CELERY_TASK_DEFAULT_QUEUE,
+    "sync": f"{CELERY_TASK_DEFAULT_QUEUE}.sync",
+    "notify": f"{CELERY_TASK_DEFAULT_QUEUE}.notify",
+}
+# Backend syncs and notifications each have their own queue, so a slow backend or mail server
+# never holds up the other kind of work. Patterns are matched against task names, in order.
+CELERY_TASK_ROUTES = {
+    "*.sync_*": {"queue": PORTAL_TASK_QUEUES["sync"]},
+    "*.send_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
+    "*.notify_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
+    "*.deliver_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
+}
+# Results are stored only for tasks whose caller reads them (ignore_result=False), under this
+# installation's prefix, and not for long: they may hold a tenant's data.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 600
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "global_keyprefix": env.str("CACHE_KEY_PREFIX", default="portal") + ":celery:"
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -156,6 +190,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "worker-heartbeat": {"task": "tenants.tasks.record_worker_heartbeat", "schedule": 15.0},
+    # Drift repair: anything a lost message or a restarted backend left behind.
+    "alerting-reconcile": {"task": "alerts.tasks.sync_reconcile_all", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -202,7 +238,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.api.permissions.TenantPermission"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: DRF's browsable HTML pages would break the CSP; Swagger UI (/api/docs/) is the
+    # browsable API.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["tenants.api.parsers.StrictJSONParser"],
+    # No OPTIONS metadata: a method a resource does not route is a 405 like any other.
+    "DEFAULT_METADATA_CLASS": None,
+    "DEFAULT_SCHEMA_CLASS": "tenants.api.schema.TenantAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "tenants.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "tenants.api.errors.exception_handler",
@@ -218,6 +260,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request and response shapes differ (read-only fields, input rules): separate components.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tenants.api.schema.document_error_responses",
+    ],
 }
 
 # Content-Security-Policy: only our own origin; no inline scripts or styles.
@@ -270,6 +318,24 @@ PROMETHEUS_RULES_DIR = env.str("PROMETHEUS_RULES_DIR", default=str(BASE_DIR / ".
 ALERTMANAGER_CONFIG_PATH = env.str(
     "ALERTMANAGER_CONFIG_PATH", default=str(BASE_DIR / ".run" / "alertmanager.yml")
 )
+# The validators sync runs before a file reaches a backend (Debian ships both with the servers).
+PROMTOOL_PATH = env.str("PROMTOOL_PATH", default="promtool")
+AMTOOL_PATH = env.str("AMTOOL_PATH", default="amtool")
+# Where Alertmanager reaches the portal's webhooks (intake, relay); default: the public site.
+ALERTMANAGER_WEBHOOK_BASE_URL = env.str("ALERTMANAGER_WEBHOOK_BASE_URL", default="")
+# The mail relay Alertmanager sends e-mail receivers through (host:port; unset: no relay).
+ALERTMANAGER_SMTP_SMARTHOST = env.str("ALERTMANAGER_SMTP_SMARTHOST", default="")
+ALERTMANAGER_SMTP_FROM = env.str("ALERTMANAGER_SMTP_FROM", default="")
+ALERTMANAGER_SMTP_REQUIRE_TLS = env.bool("ALERTMANAGER_SMTP_REQUIRE_TLS", default=True)
+# Receiver URLs must be https to public addresses; hosts listed here (host or host:port) are
+# exempt, e.g. an internal relay or the demo's and tests' local sinks. Empty by default.
+OUTBOUND_ALLOWED_HOSTS = env.list("OUTBOUND_ALLOWED_HOSTS", default=[])
+# The SMS provider relayed SMS go through (an HTTP API in the style of Twilio's).
+SMS_API_URL = env.str("SMS_API_URL", default="")
+SMS_API_TOKEN = env.str("SMS_API_TOKEN", default="")
+SMS_FROM = env.str("SMS_FROM", default="")
+# django-fernet-encrypted-fields derives its keys from SECRET_KEY (and its fallbacks) and this salt.
+SALT_KEY = env.str("FIELD_ENCRYPTION_SALT", default="monitoring-portal-field-encryption")
 
 # Reserved tenant slugs: schema names Django or PostgreSQL need, and host names people expect
 # to belong to the platform itself.
@@ -305,10 +371,26 @@ RESERVED_TENANT_SLUGS = frozenset(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "client_errors_without_traceback": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": "ext://portal.log_filters.client_errors_without_traceback",
+        },
+        "routine_tasks_at_debug": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": "ext://portal.log_filters.routine_tasks_at_debug",
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own console handler would print every django.* line a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["client_errors_without_traceback"]},
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        "celery.app.trace": {"filters": ["routine_tasks_at_debug"]},
+        "celery.worker.strategy": {"filters": ["routine_tasks_at_debug"]},
+        "celery.beat": {"filters": ["routine_tasks_at_debug"]},
     },
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
-
 from celery import shared_task
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, tenant_context
@@ -12,14 +10,11 @@ from tenants.accounts.invitations import send_invitation
 from tenants.summary import record_worker_seen, refresh_summary
 
 
-@shared_task(
-    autoretry_for=(OSError, smtplib.SMTPException),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    max_retries=8,
-)
+# Platform-wide: memberships live in the public schema, and provisioning sends it from there.
+# A mail server outage (OSError, SMTP 4xx) is retried, not lost; a refused address is not.
+@shared_task(platform_wide=True, max_retries=8)
 def send_invitation_email(membership_id: int) -> bool:
-    """E-mail a new member their invitation; a mail server outage is retried, not lost."""
+    """E-mail a new member their invitation."""
     from tenants.models import Membership
 
     membership = Membership.objects.select_related("user", "tenant").filter(pk=membership_id)
@@ -30,16 +25,14 @@ def send_invitation_email(membership_id: int) -> bool:
     return True
 
 
-@shared_task(ignore_result=False)
+# Stores its result (unless the sender says otherwise): callers may wait for a fresh summary.
+@shared_task(ignore_result=False, routine=True)
 def refresh_tenant_summary() -> dict:
     """Recompute the current tenant's home-page counts and cache them (tenant-scoped key)."""
-    tenant = getattr(connection, "tenant", None)
-    if tenant is None or connection.schema_name == get_public_schema_name():
-        raise RuntimeError("refresh_tenant_summary must be sent from a tenant's context")
-    return refresh_summary(tenant)
+    return refresh_summary(connection.tenant)
 
 
-@shared_task
+@shared_task(platform_wide=True, routine=True)
 def refresh_all_tenant_summaries() -> int:
     """Fan out one summary refresh per active tenant, each sent from that tenant's context."""
     from tenants.models import Tenant
@@ -49,12 +42,13 @@ def refresh_all_tenant_summaries() -> int:
         schema_name=get_public_schema_name()
     ):
         with tenant_context(tenant):
-            refresh_tenant_summary.delay()
+            # Nobody reads these results: don't store a tenant's counts in the result backend.
+            refresh_tenant_summary.apply_async(ignore_result=True)
         count += 1
     return count
 
 
-@shared_task
+@shared_task(platform_wide=True, routine=True)
 def record_worker_heartbeat() -> str:
     """Lets pages show whether background work is running (a platform-level, public key)."""
     return record_worker_seen()

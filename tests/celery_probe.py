@@ -6,7 +6,7 @@ It proves that a task runs in the schema of the tenant that sent it, whatever id
 from celery import shared_task
 
 
-@shared_task
+@shared_task(ignore_result=False)
 def retitle_dashboard(pk: int, suffix: str) -> dict:
     from django.db import connection
 

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from tests.backend_servers import alertmanager_server, metrics_exporter, prometheus_server  # noqa: F401,E501
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 PASSWORD = "demo"
@@ -213,7 +215,7 @@ def celery_worker(process_env, tmp_path_factory) -> Iterator[None]:
         "--loglevel",
         "INFO",
         "-Q",
-        settings.CELERY_TASK_DEFAULT_QUEUE,
+        ",".join(settings.PORTAL_TASK_QUEUES.values()),
         "--include",
         "tests.celery_probe",
         "--hostname",

@@ -223,11 +223,12 @@ def test_the_new_schema_records_the_templates_migrations_without_running_them(in
     assert created == []
 
 
-def test_the_new_schema_starts_without_data(initech):
+def test_the_new_schema_starts_with_only_its_default_dashboard(initech):
     from dashboards.models import Dashboard
 
     with schema_context("initech"):
-        assert Dashboard.objects.count() == 0
+        titles = list(Dashboard.objects.values_list("title", flat=True))
+    assert titles == ["Executive overview"]
 
 
 def test_the_cloned_tenant_serves_its_admin(initech):
@@ -252,7 +253,7 @@ def test_the_cloned_tenant_serves_its_admin(initech):
 
     with schema_context("initech"):
         titles = list(Dashboard.objects.values_list("title", flat=True))
-    assert titles == ["Initech uptime"]
+    assert titles == ["Executive overview", "Initech uptime"]
     with schema_context("acme"):
         assert sorted(Dashboard.objects.values_list("title", flat=True)) == acme_before
         assert not Dashboard.objects.filter(title="Initech uptime").exists()
@@ -282,10 +283,13 @@ def test_provisioning_writes_the_platform_and_the_tenant_audit_events(initech):
     assert platform.object_type == "tenants.tenant"
 
     chain = list(audit.events_for(tenant).order_by("seq"))
-    assert [(event.seq, event.action) for event in chain] == [
+    assert [(event.seq, event.action) for event in chain[:2]] == [
         (1, "tenant.provisioned"),
         (2, "member.added"),
     ]
+    # Then what the domain apps set up through the lifecycle hook, in the same chain.
+    assert "dashboard.created" in {event.action for event in chain[2:]}
+    assert all(event.actor_kind == AuditEvent.ActorKind.SYSTEM for event in chain[2:])
     assert chain[0].after == snapshot
     assert chain[1].after == {"email": "boss@initech.example", "role": Role.ADMIN}
 
