@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from portal.backends.health import backend_statuses
@@ -23,3 +24,8 @@ def home(request):
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on every host; it lives with the static files."""
+    return redirect(settings.STATIC_URL + "favicon.ico")
