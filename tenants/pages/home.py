@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import JsonResponse
 from django.conf import settings
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
