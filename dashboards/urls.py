@@ -4,5 +4,5 @@ from dashboards import views
 
 urlpatterns = [
     path("dashboards/", views.dashboard_list, name="dashboards"),
-    path("dashboards/<uuid:dashboard_id>/", views.dashboard_detail, name="dashboard-detail"),
+    path("dashboards/<uuid:dashboard_id>/", views.dashboard_detail, name="dashboard-page"),
 ]

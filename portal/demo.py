@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from tenants import audit
 from tenants.accounts.users import get_or_create_user
@@ -46,7 +47,10 @@ def seed_demo() -> list[str]:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             _, created = Membership.objects.get_or_create(
-                tenant=tenant, user=user, defaults={"role": role.value}
+                # Demo people are already in: they show as joined, not invited.
+                tenant=tenant,
+                user=user,
+                defaults={"role": role.value, "joined_at": timezone.now()},
             )
             if created:
                 audit.record(

@@ -36,4 +36,5 @@ urlpatterns = [
     path("api/schema/", TenantSchemaView.as_view(), name="schema"),
     path("api/docs/", TenantDocsView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", home.healthz, name="healthz"),
+    path("favicon.ico", home.favicon, name="favicon"),
 ]

@@ -10,10 +10,11 @@ class TenantsConfig(AppConfig):
     def ready(self) -> None:
         # Subscribers to sign-in events and lifecycle hooks: connected once, here, so nothing is
         # wired up by the side effect of an import somewhere else.
-        from tenants.accounts import signin_audit
+        from tenants.accounts import signin_audit, users
         from tenants.realtime import revocation
 
         signin_audit.connect()
+        users.connect()
         revocation.connect()
 
 

@@ -56,6 +56,9 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=20, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # First sign-in on this tenant's host; until then the member is "invited". Derived from this
+    # membership only, so a tenant never learns whether the account exists elsewhere.
+    joined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,16 +1,24 @@
-"""Every write a person or token can make to memberships and tokens, each with its audit event."""
+"""Every write a person or token can make to memberships and tokens, each with its audit event.
+
+Callers pass values a form of `tenants.forms` has cleaned; each service checks them again (any
+caller, e.g. the admin or a command, may skip the form) and checks what only the database can
+tell (duplicates, "a tenant keeps an admin"). Refusals are ValidationErrors keyed by field.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from tenants import audit, lifecycle, tokens
-from tenants.accounts.users import get_or_create_user, is_email
+from tenants.accounts.users import clean_email, get_or_create_user
+from tenants.forms import TENANT_NAME_MAX, TOKEN_NAME_MAX, check_text
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.roles import Role, TokenScope
 from tenants.tasks import queue_invitation
@@ -18,10 +26,16 @@ from tenants.tasks import queue_invitation
 
 def _role(value: str) -> Role:
     if value not in Role.values:
-        raise ValidationError(
-            {"role": [f"'{value}' is not a role; choose one of: {', '.join(Role.values)}."]}
-        )
+        raise ValidationError({"role": [f"Choose one of: {', '.join(Role.values)}."]})
     return Role(value)
+
+
+def _field(name: str, check, *args, **kwargs):
+    """Run a value check of `tenants.forms`/`users`; its refusal is keyed by `name`."""
+    try:
+        return check(*args, **kwargs)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.messages}) from None
 
 
 @transaction.atomic
@@ -31,9 +45,7 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
     They are told by e-mail; a new account's set-password link goes only to that mailbox.
     """
     role = _role(role)
-    email = (email or "").strip()
-    if not is_email(email):
-        raise ValidationError({"email": [f"'{email}' is not an e-mail address."]})
+    email = _field("email", clean_email, email or "")
     _lock_memberships_of(tenant)
     user = get_or_create_user(email)
     if Membership.objects.filter(tenant=tenant, user=user).exists():
@@ -87,7 +99,8 @@ def ensure_no_tenant_loses_its_last_admin(user) -> None:
         )
 
 
-def _ensure_an_admin_remains(tenant: Tenant, leaving: Membership) -> None:
+def ensure_an_admin_remains(tenant: Tenant, leaving: Membership) -> None:
+    """Refuse a change that would take away the tenant's last admin who can sign in."""
     if leaving.role == Role.ADMIN and not _has_another_active_admin(tenant, leaving.user):
         raise ValidationError({"role": ["A tenant needs at least one admin."]})
 
@@ -99,7 +112,7 @@ def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor)
     if membership.role == role:
         return membership
     if role != Role.ADMIN:
-        _ensure_an_admin_remains(tenant, membership)
+        ensure_an_admin_remains(tenant, membership)
     before = {"email": membership.user.email, "role": membership.role}
     membership.role = role
     membership.save(update_fields=["role"])
@@ -122,27 +135,110 @@ def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor)
     return membership
 
 
+@dataclass(frozen=True)
+class MemberRemoval:
+    """A removed member and what happened to the tokens they had created."""
+
+    membership: Membership  # deleted; kept for messages
+    revoked: list[ApiToken] = field(default_factory=list)
+    rotated: list[IssuedToken] = field(default_factory=list)
+
+
 @transaction.atomic
-def remove_member(*, tenant: Tenant, membership_id, actor: audit.Actor) -> Membership:
-    """Remove a member; returns the (now deleted) membership for messages."""
+def remove_member(
+    *,
+    tenant: Tenant,
+    membership_id,
+    actor: audit.Actor,
+    revoke_tokens: Collection[str] = (),
+    rotate_tokens: Collection[str] = (),
+    created_by=None,
+) -> MemberRemoval:
+    """Remove a member and, in the same transaction, revoke or rotate tokens they created.
+
+    Tokens belong to the tenant, so they outlive their creator's membership unless chosen here.
+    `revoke_tokens` / `rotate_tokens` are public ids of live tokens that member created; rotated
+    replacements are created by `created_by` (the person removing).
+    """
     membership = _locked_membership(tenant, membership_id)
-    _ensure_an_admin_remains(tenant, membership)
+    ensure_an_admin_remains(tenant, membership)
+    revoke_ids = {str(token_id) for token_id in revoke_tokens}
+    rotate_ids = {str(token_id) for token_id in rotate_tokens}
+    if revoke_ids & rotate_ids:
+        raise ValidationError({"revoke_tokens": ["Rotate or revoke a token, not both."]})
+    chosen = _chosen_tokens(tenant, membership, revoke=revoke_ids, rotate=rotate_ids)
     before = {"email": membership.user.email, "role": membership.role}
     audit.record(actor=actor, action="member.removed", obj=membership, tenant=tenant, before=before)
     membership.delete()
+    revoked = [_revoke(chosen[token_id], tenant, actor) for token_id in sorted(revoke_ids)]
+    rotated = [
+        _rotate(chosen[token_id], tenant, actor, created_by) for token_id in sorted(rotate_ids)
+    ]
     lifecycle.send_on_commit(
         lifecycle.member_removed, Membership, tenant=tenant, user=membership.user
     )
-    return membership
+    return MemberRemoval(membership=membership, revoked=revoked, rotated=rotated)
+
+
+def _chosen_tokens(
+    tenant: Tenant, membership: Membership, *, revoke: set[str], rotate: set[str]
+) -> dict[str, ApiToken]:
+    """The member's live tokens named in `revoke` and `rotate`, locked; refuses any other id."""
+    if not revoke and not rotate:
+        return {}
+    live = live_tokens_created_by(tenant, membership.user).select_for_update()
+    found = {str(token.public_id): token for token in live}
+    errors = {
+        name: ["Choose among the live tokens this member created."]
+        for name, ids in (("rotate_tokens", rotate), ("revoke_tokens", revoke))
+        if ids - set(found)
+    }
+    if errors:
+        raise ValidationError(errors)
+    return found
+
+
+def _live(tokens: QuerySet[ApiToken]) -> QuerySet[ApiToken]:
+    return tokens.filter(revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+
+
+def live_tokens_created_by(tenant: Tenant, user) -> QuerySet[ApiToken]:
+    """Tokens of `tenant` that `user` created and that still work."""
+    return _live(ApiToken.objects.filter(tenant=tenant, created_by=user)).order_by("name", "pk")
+
+
+def tokens_of(tenant: Tenant) -> QuerySet[ApiToken]:
+    """The tenant's tokens, each with `creator_removed`: its creator is no longer a member."""
+    creator_is_member = Membership.objects.filter(tenant=tenant, user=OuterRef("created_by"))
+    return (
+        ApiToken.objects.filter(tenant=tenant)
+        .select_related("created_by")
+        .annotate(creator_removed=~Exists(creator_is_member))
+    )
+
+
+def creators_removed(tokens: Collection[ApiToken]) -> set[int]:
+    """Primary keys of those `tokens` whose creator is no longer a member of the token's tenant."""
+    pairs = {(t.tenant_id, t.created_by_id) for t in tokens if t.created_by_id is not None}
+    members = set(
+        Membership.objects.filter(
+            tenant_id__in={tenant for tenant, _ in pairs}, user_id__in={user for _, user in pairs}
+        ).values_list("tenant_id", "user_id")
+    )
+    return {t.pk for t in tokens if (t.tenant_id, t.created_by_id) not in members}
 
 
 @transaction.atomic
 def resend_invitation(*, tenant: Tenant, membership_id, actor: audit.Actor) -> Membership:
     """Mail the invitation again (e.g. its set-password link expired before it was used)."""
     membership = _locked_membership(tenant, membership_id)
-    if membership.user.has_usable_password():
+    # Only this membership's own state counts: whether the account has a password (perhaps set
+    # for another tenant) is none of this tenant's business.
+    if membership.joined_at is not None:
         raise ValidationError(
-            {"email": [f"{membership.user.email} has already chosen a password."]}
+            {"email": [f"{membership.user.email} has already signed in to this tenant."]}
         )
     audit.record(
         actor=actor,
@@ -158,9 +254,9 @@ def resend_invitation(*, tenant: Tenant, membership_id, actor: audit.Actor) -> M
 @transaction.atomic
 def rename_tenant(*, tenant: Tenant, name: str, actor: audit.Actor) -> Tenant:
     """Change the display name people see; the slug and host never change."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ValidationError({"name": ["A name of 1 to 200 characters is required."]})
+    name = _field("name", check_text, name or "", max_length=TENANT_NAME_MAX)
+    if not name:
+        raise ValidationError({"name": ["This field is required."]})
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     if locked.name != name:
         before = {"name": locked.name}
@@ -193,17 +289,19 @@ def create_token(
     created_by=None,
     expires_at: datetime | None = None,
 ) -> IssuedToken:
-    name = (name or "").strip()
     errors: dict[str, list[str]] = {}
-    if not name or len(name) > 100:
-        errors["name"] = ["A name of 1 to 100 characters is required."]
+    try:
+        name = check_text(name or "", max_length=TOKEN_NAME_MAX)
+    except ValidationError as exc:
+        errors["name"] = exc.messages
+    else:
+        if not name:
+            errors["name"] = ["This field is required."]
     unknown = sorted(set(scopes or []) - set(TokenScope.values))
     if not scopes:
         errors["scopes"] = [f"Choose at least one scope of: {', '.join(TokenScope.values)}."]
     elif unknown:
-        errors["scopes"] = [
-            f"Unknown scope(s) {', '.join(unknown)}; choose from: {', '.join(TokenScope.values)}."
-        ]
+        errors["scopes"] = [f"Unknown scope; choose from: {', '.join(TokenScope.values)}."]
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = ["The expiry must be in the future."]
     if errors:
@@ -264,20 +362,23 @@ def _revoke(token: ApiToken, tenant: Tenant, actor: audit.Actor) -> ApiToken:
 @transaction.atomic
 def rotate_token(*, tenant: Tenant, token_id, actor: audit.Actor, created_by=None) -> IssuedToken:
     """Replace a live token by a new one with the same name and scopes, in one step."""
-    old = _locked_token(tenant, token_id)
+    return _rotate(_locked_token(tenant, token_id), tenant, actor, created_by)
+
+
+def _rotate(old: ApiToken, tenant: Tenant, actor: audit.Actor, created_by) -> IssuedToken:
+    """Rotate a token already locked by the caller."""
     if old.revoked_at is not None:
         raise ValidationError({"token": [f"Token {old.name} is revoked; create a new one."]})
     if old.expires_at is not None and old.expires_at <= timezone.now():
         raise ValidationError({"token": [f"Token {old.name} has expired; create a new one."]})
     # The replacement keeps the old one's remaining lifetime, never more.
-    expires_at = old.expires_at
     issued = create_token(
         tenant=tenant,
         name=old.name,
         scopes=old.scopes,
         actor=actor,
         created_by=created_by,
-        expires_at=expires_at,
+        expires_at=old.expires_at,
     )
     _revoke(old, tenant, actor)
     audit.record(

@@ -222,6 +222,7 @@ def test_inviting_a_new_person_through_the_api_returns_the_membership_and_mails_
         "name": "",
         "role": "operator",
         "created_at": body["created_at"],
+        "joined_at": None,
     }
     # The API caller never gets the link; the new account gets it by e-mail.
     assert "/accounts/reset/" not in response.content.decode()
@@ -237,7 +238,7 @@ def test_a_duplicate_invite_on_the_page_is_a_400_naming_email_and_writes_nothing
     before = _counts(acme)
     response, callbacks = invite(email, "admin")
     assert response.status_code == 400
-    assert "email: " in response.content.decode()
+    assert "E-mail: " in response.content.decode()
     assert "already a member" in response.content.decode()
     assert _counts(acme) == before
     assert (callbacks, mailoutbox) == ([], [])
@@ -261,7 +262,7 @@ def test_a_bad_role_on_the_page_is_a_400_naming_role_and_writes_nothing(acme, in
     before = _counts(acme)
     response, callbacks = invite(email, "root")
     assert response.status_code == 400
-    assert "role: " in response.content.decode()
+    assert "Role: " in response.content.decode()
     assert _counts(acme) == before
     assert (callbacks, mailoutbox) == ([], [])
     assert not get_user_model().objects.filter(email=email).exists()
@@ -310,9 +311,10 @@ def test_an_admin_changes_a_role_through_the_api(client_for, acme):
 
 def test_a_bad_role_in_a_role_change_is_a_400_and_changes_nothing(client_for, acme):
     executive = _member(acme, "executive@acme.example")
+    admin = client_for("acme", "admin")
     before = _counts(acme)
     response = _json(
-        client_for("acme", "admin"),
+        admin,
         "patch",
         f"/api/v1/members/{executive.public_id}/",
         {"role": "owner"},
@@ -326,11 +328,10 @@ def test_a_bad_role_in_a_role_change_is_a_400_and_changes_nothing(client_for, ac
 
 def test_the_last_admin_cannot_be_demoted_on_the_page(client_for, acme):
     admin_membership = _member(acme, "admin@acme.example")
+    admin = client_for("acme", "admin")
     before = _counts(acme)
-    response = client_for("acme", "admin").post(
-        f"/members/{admin_membership.public_id}/role/", {"role": "operator"}, follow=True
-    )
-    assert response.status_code == 200
+    response = admin.post(f"/members/{admin_membership.public_id}/role/", {"role": "operator"})
+    assert response.status_code == 400
     assert "A tenant needs at least one admin." in response.content.decode()
     admin_membership.refresh_from_db()
     assert admin_membership.role == "admin"
@@ -339,11 +340,14 @@ def test_the_last_admin_cannot_be_demoted_on_the_page(client_for, acme):
 
 def test_the_last_admin_cannot_be_removed_on_the_page(client_for, acme):
     admin_membership = _member(acme, "admin@acme.example")
+    admin = client_for("acme", "admin")
+    page = admin.get(f"/members/{admin_membership.public_id}/remove/")
+    assert page.status_code == 200
+    assert "only admin" in page.content.decode()
+    assert re.search(r'<button type="submit" class="danger" disabled>', page.content.decode())
     before = _counts(acme)
-    response = client_for("acme", "admin").post(
-        f"/members/{admin_membership.public_id}/remove/", follow=True
-    )
-    assert response.status_code == 200
+    response = admin.post(f"/members/{admin_membership.public_id}/remove/")
+    assert response.status_code == 400
     assert "A tenant needs at least one admin." in response.content.decode()
     assert Membership.objects.filter(pk=admin_membership.pk, role="admin").exists()
     assert _counts(acme) == before
@@ -415,16 +419,26 @@ def test_a_token_created_on_the_page_shows_its_secret_once_and_stores_only_its_h
     admin = client_for("acme", "admin")
     response = submit_token_form(admin, {"name": "deploy bot", "scopes": ["read", "write"]})
 
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
-    secrets = set(SECRET_RE.findall(response.content.decode()))
+    # Post/redirect/get: the secret is on the page the POST redirects to, and only there.
+    assert response.status_code == 302 and response["Location"] == "/tokens/issued/"
+    assert not SECRET_RE.search(response.content.decode())
+    # Until it is shown, it waits in the session, encrypted: the session table never holds it.
+    token = ApiToken.objects.get(tenant=acme, name="deploy bot")
+    assert token.prefix not in _stored_rows_text("public.django_session")
+    shown = admin.get(response["Location"])
+    assert shown.status_code == 200
+    assert shown["Cache-Control"] == "no-store"
+    secrets = set(SECRET_RE.findall(shown.content.decode()))
     assert len(secrets) == 1
     secret = secrets.pop()
-    token = ApiToken.objects.get(tenant=acme, name="deploy bot")
     assert token.scopes == ["read", "write"]
     assert token.created_by.email == "admin@acme.example"
     _assert_secret_is_stored_only_as_its_hash(str(token.public_id), secret)
+    assert secret not in _stored_rows_text("public.django_session")
 
+    # Reloading the one-time page shows the secret no more.
+    again = admin.get("/tokens/issued/")
+    assert again.status_code == 302 and again["Location"] == "/tokens/"
     listed = admin.get("/tokens/").content.decode()
     assert "deploy bot" in listed and token.prefix in listed
     assert secret not in listed
@@ -441,13 +455,29 @@ def test_re_sending_the_token_form_does_not_create_a_second_token(client_for, ac
     data = {"name": "reloaded", "scopes": ["read"], "form_nonce": nonce}
 
     first = admin.post("/tokens/", data)
-    again = admin.post("/tokens/", data)  # what a browser reload of the result page sends
+    again = admin.post("/tokens/", data)  # what the back button and "send again" send
 
-    assert first.status_code == 200 and SECRET_RE.search(first.content.decode())
+    assert first.status_code == 302 and first["Location"] == "/tokens/issued/"
     assert again.status_code == 302 and again["Location"] == "/tokens/"
     assert ApiToken.objects.filter(tenant=acme, name="reloaded").count() == 1
+    assert SECRET_RE.search(admin.get("/tokens/issued/").content.decode())
     assert admin.post("/tokens/", {"name": "no nonce", "scopes": ["read"]}).status_code == 302
     assert not ApiToken.objects.filter(tenant=acme, name="no nonce").exists()
+
+
+def test_a_refused_token_form_can_be_corrected_and_sent_again(client_for, acme):
+    admin = client_for("acme", "admin")
+    page = admin.get("/tokens/").content.decode()
+    nonce = re.search(r'name="form_nonce" value="([^"]+)"', page).group(1)
+
+    refused = admin.post("/tokens/", {"name": "", "scopes": ["read"], "form_nonce": nonce})
+    fixed = admin.post("/tokens/", {"name": "fixed", "scopes": ["read"], "form_nonce": nonce})
+
+    assert (
+        refused.status_code == 400 and "Name: This field is required." in refused.content.decode()
+    )
+    assert fixed.status_code == 302 and fixed["Location"] == "/tokens/issued/"
+    assert ApiToken.objects.filter(tenant=acme, name="fixed").count() == 1
 
 
 def test_a_token_created_through_the_api_returns_its_secret_once(client_for, acme):
@@ -474,10 +504,11 @@ def test_a_token_created_through_the_api_returns_its_secret_once(client_for, acm
 
 @pytest.mark.parametrize("scopes", [["root"], [], ["read", "admin"]])
 def test_bad_scopes_on_the_page_are_a_400_naming_scopes_and_write_nothing(client_for, acme, scopes):
+    admin = client_for("acme", "admin")
     before = _counts(acme)
-    response = submit_token_form(client_for("acme", "admin"), {"name": "bad", "scopes": scopes})
+    response = submit_token_form(admin, {"name": "bad", "scopes": scopes})
     assert response.status_code == 400
-    assert "scopes: " in response.content.decode()
+    assert "Scopes: " in response.content.decode()
     assert not SECRET_RE.search(response.content.decode())
     assert _counts(acme) == before
 
@@ -486,10 +517,9 @@ def test_bad_scopes_on_the_page_are_a_400_naming_scopes_and_write_nothing(client
 def test_bad_scopes_through_the_api_are_a_400_naming_scopes_and_write_nothing(
     client_for, acme, scopes
 ):
+    admin = client_for("acme", "admin")
     before = _counts(acme)
-    response = _json(
-        client_for("acme", "admin"), "post", "/api/v1/tokens/", {"name": "bad", "scopes": scopes}
-    )
+    response = _json(admin, "post", "/api/v1/tokens/", {"name": "bad", "scopes": scopes})
     assert response.status_code == 400
     assert "scopes" in response.json()
     assert "secret" not in response.json()
@@ -497,10 +527,11 @@ def test_bad_scopes_through_the_api_are_a_400_naming_scopes_and_write_nothing(
 
 
 def test_an_expiry_in_the_past_is_a_400_naming_expires_at(client_for, acme):
+    admin = client_for("acme", "admin")
     before = _counts(acme)
     past = (timezone.now() - timedelta(hours=1)).isoformat()
     response = _json(
-        client_for("acme", "admin"),
+        admin,
         "post",
         "/api/v1/tokens/",
         {"name": "stale", "scopes": ["read"], "expires_at": past},
@@ -576,6 +607,299 @@ def test_another_tenants_token_gets_401(client_for, globex):
     assert (
         client_for("acme").get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 401
     )
+
+
+# ---- what an invitation reveals ----------------------------------------------------------------
+
+_ROW_RE = re.compile(r"<tr>\s*<td>.*?</tr>", re.S)
+_CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def _member_row(html: str, membership: Membership) -> str:
+    """The members-page row of `membership`, with its e-mail, id and CSRF tokens (new on every
+    page) replaced by placeholders."""
+    rows = [row for row in _ROW_RE.findall(html) if str(membership.public_id) in row]
+    assert len(rows) == 1, html
+    row = _CSRF_RE.sub("CSRF", rows[0])
+    return row.replace(membership.user.email, "EMAIL").replace(str(membership.public_id), "ID")
+
+
+def test_inviting_another_tenants_person_looks_exactly_like_inviting_someone_new(
+    acme, invite, mailoutbox
+):
+    existing, new = "operator@globex.example", "never.seen.before@example.com"
+    assert get_user_model().objects.get(email=existing).has_usable_password()
+
+    answers = {}
+    for email in (existing, new):
+        response, _ = invite(email, "security")
+        page = invite.admin.get(response["Location"]).content.decode()
+        membership = _member(acme, email)
+        again = invite.admin.post(f"/members/{membership.public_id}/invite-again/", follow=True)
+        api_page = invite.admin.get(f"/api/v1/members/{membership.public_id}/").json()
+        answers[email] = {
+            "status": response.status_code,
+            "location": response["Location"],
+            "message": f"{email} added and told by e-mail." in page,
+            "row": _member_row(page, membership),
+            "again": (
+                again.status_code,
+                f"Invitation sent again to {email}." in again.content.decode(),
+            ),
+            "api": {k: v for k, v in api_page.items() if k not in ("id", "email", "created_at")},
+        }
+        assert "Globex" not in page  # not the person's name from their other tenant
+
+    assert answers[existing] == answers[new]
+    assert answers[new]["api"] == {"name": "", "role": "security", "joined_at": None}
+    assert "invited, not signed in yet" in answers[new]["row"]
+
+
+def test_the_api_answer_to_an_invitation_is_the_same_for_an_existing_and_a_new_address(
+    acme, invite
+):
+    bodies = []
+    for email in ("admin@globex.example", "api.brand.new@example.com"):
+        response, _ = invite(email, "executive", api=True)
+        assert response.status_code == 201
+        body = response.json()
+        bodies.append({k: v for k, v in body.items() if k not in ("id", "email", "created_at")})
+    assert bodies[0] == bodies[1] == {"name": "", "role": "executive", "joined_at": None}
+
+
+def test_a_member_who_signs_in_here_is_shown_as_joined_with_their_name(client_for, acme, invite):
+    email = "operator@globex.example"
+    invite(email, "operator")
+    membership = _member(acme, email)
+    assert membership.joined_at is None
+
+    signed_in = Client(HTTP_HOST="acme.localhost").post(
+        "/accounts/login/", {"username": email, "password": "demo"}
+    )
+
+    assert signed_in.status_code == 302
+    membership.refresh_from_db()
+    assert membership.joined_at is not None
+    page = invite.admin.get("/members/").content.decode()
+    row = _member_row(page, membership)
+    assert "Operator Globex" in row and "invited" not in row
+    assert invite.admin.get(f"/api/v1/members/{membership.public_id}/").json()["name"] == (
+        "Operator Globex"
+    )
+    # Someone who has joined needs no invitation any more.
+    refused = invite.admin.post(f"/members/{membership.public_id}/invite-again/")
+    assert refused.status_code == 400
+    assert "has already signed in to this tenant" in refused.content.decode()
+
+
+def test_signing_in_elsewhere_does_not_make_a_member_joined_here(client_for, acme, invite):
+    email = "security@globex.example"
+    invite(email, "executive")
+
+    Client(HTTP_HOST="globex.localhost").post(
+        "/accounts/login/", {"username": email, "password": "demo"}
+    )
+    Client(HTTP_HOST="localhost").post("/accounts/login/", {"username": email, "password": "demo"})
+
+    assert _member(acme, email).joined_at is None
+
+
+# ---- removing a member who created tokens ------------------------------------------------------
+
+
+@pytest.fixture
+def leaver(acme):
+    """acme's operator with four tokens of their own, one revoked; and a token of someone else."""
+    operator = _member(acme, "operator@acme.example")
+    admin = get_user_model().objects.get(email="admin@acme.example")
+    tokens = {
+        name: _issue(acme, name=name, created_by=operator.user)
+        for name in ("exporter", "backup", "kept", "gone")
+    }
+    services.revoke_token(
+        tenant=acme, token_id=tokens["gone"].token.public_id, actor=audit.Actor.system("test")
+    )
+    tokens["admins"] = _issue(acme, name="admins", created_by=admin)
+    return operator, tokens
+
+
+def test_the_removal_page_lists_the_live_tokens_the_member_created(client_for, leaver):
+    operator, tokens = leaver
+    page = client_for("acme", "admin").get(f"/members/{operator.public_id}/remove/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    for name in ("exporter", "backup", "kept"):
+        token = tokens[name].token
+        assert f'name="rotate_tokens" value="{token.public_id}"' in html
+        assert f'name="revoke_tokens" value="{token.public_id}"' in html
+        assert token.prefix in html
+    for name in ("gone", "admins"):
+        assert str(tokens[name].token.public_id) not in html
+    assert f'data-confirm="Really remove {operator.user.email} from this tenant?"' in html
+    assert Membership.objects.filter(pk=operator.pk).exists()  # looking changes nothing
+
+
+def test_removing_a_member_rotates_and_revokes_their_tokens_in_one_step(client_for, acme, leaver):
+    operator, tokens = leaver
+    admin = client_for("acme", "admin")
+    rotate, revoke = tokens["exporter"].token, tokens["backup"].token
+
+    response = admin.post(
+        f"/members/{operator.public_id}/remove/",
+        {"rotate_tokens": [str(rotate.public_id)], "revoke_tokens": [str(revoke.public_id)]},
+    )
+
+    assert response.status_code == 302 and response["Location"] == "/tokens/issued/"
+    assert not Membership.objects.filter(pk=operator.pk).exists()
+    page = admin.get("/tokens/issued/")
+    assert page["Cache-Control"] == "no-store"
+    html = page.content.decode()
+    secrets = set(SECRET_RE.findall(html))
+    assert len(secrets) == 1
+    new_secret = secrets.pop()
+    assert "operator@acme.example removed. Revoked: backup. Rotated: exporter." in html
+    assert admin.get("/tokens/issued/")["Location"] == "/tokens/"  # shown once
+
+    api = client_for("acme")
+    assert api.get("/api/v1/dashboards/", **_bearer(new_secret)).status_code == 200
+    for gone in ("exporter", "backup"):
+        assert api.get("/api/v1/dashboards/", **_bearer(tokens[gone].secret)).status_code == 401
+    # Tokens belong to the tenant: the one left alone still works.
+    assert api.get("/api/v1/dashboards/", **_bearer(tokens["kept"].secret)).status_code == 200
+    replacement = ApiToken.objects.get(tenant=acme, name="exporter", revoked_at__isnull=True)
+    assert replacement.created_by.email == "admin@acme.example"
+    actions = list(
+        AuditEvent.objects.filter(tenant=acme)
+        .exclude(action__startswith="auth.")
+        .order_by("-seq")
+        .values_list("action", flat=True)[:5]
+    )
+    assert actions == [
+        "token.rotated",
+        "token.revoked",
+        "token.created",
+        "token.revoked",
+        "member.removed",
+    ]
+
+
+def test_the_tokens_page_and_api_mark_tokens_whose_creator_was_removed(client_for, acme, leaver):
+    operator, tokens = leaver
+    admin = client_for("acme", "admin")
+    assert "creator removed" not in admin.get("/tokens/").content.decode()
+
+    assert admin.post(f"/members/{operator.public_id}/remove/").status_code == 302
+
+    html = admin.get("/tokens/").content.decode()
+    rows = {name: _token_row(html, tokens[name].token) for name in tokens}
+    assert all("creator removed" in rows[name] for name in ("exporter", "backup", "kept"))
+    assert "creator removed" not in rows["admins"]
+    assert "creator removed" not in rows["gone"]  # revoked: nothing to act on
+    listed = {row["name"]: row for row in admin.get("/api/v1/tokens/").json()["results"]}
+    assert listed["kept"]["creator_removed"] is True
+    assert listed["admins"]["creator_removed"] is False
+
+
+def _token_row(html: str, token: ApiToken) -> str:
+    rows = [row for row in re.findall(r"<tr.*?</tr>", html, re.S) if token.prefix in row]
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.parametrize("field", ["rotate_tokens", "revoke_tokens"])
+def test_a_token_the_member_did_not_create_is_refused_and_nothing_is_removed(
+    client_for, acme, globex, leaver, field
+):
+    operator, tokens = leaver
+    foreign = _issue(globex, name="globex script")
+    admin = client_for("acme", "admin")
+    before = _counts(acme)
+
+    for token in (tokens["admins"].token, tokens["gone"].token, foreign.token):
+        response = admin.post(f"/members/{operator.public_id}/remove/", {field: [token.public_id]})
+        assert response.status_code == 400
+        label = "Rotate" if field == "rotate_tokens" else "Revoke"
+        assert f"{label}: Choose among the live tokens this member created." in (
+            response.content.decode()
+        )
+
+    assert _counts(acme) == before
+    assert Membership.objects.filter(pk=operator.pk).exists()
+    assert ApiToken.objects.get(pk=foreign.token.pk).revoked_at is None
+
+
+def test_rotating_and_revoking_the_same_token_is_refused(client_for, acme, leaver):
+    operator, tokens = leaver
+    token_id = str(tokens["kept"].token.public_id)
+    admin = client_for("acme", "admin")
+    before = _counts(acme)
+
+    response = admin.post(
+        f"/members/{operator.public_id}/remove/",
+        {"rotate_tokens": [token_id], "revoke_tokens": [token_id]},
+    )
+
+    assert response.status_code == 400
+    assert "Revoke: Rotate or revoke a token, not both: kept." in response.content.decode()
+    assert _counts(acme) == before
+
+
+def test_a_failure_while_rotating_leaves_the_member_and_every_token_as_they_were(
+    acme, leaver, monkeypatch
+):
+    operator, tokens = leaver
+    before = _counts(acme)
+
+    def broken_secret() -> str:
+        raise RuntimeError("no randomness")
+
+    monkeypatch.setattr(services.tokens, "new_secret", broken_secret)
+    with pytest.raises(RuntimeError):
+        services.remove_member(
+            tenant=acme,
+            membership_id=operator.public_id,
+            actor=audit.Actor.system("test"),
+            revoke_tokens=[tokens["backup"].token.public_id],
+            rotate_tokens=[tokens["exporter"].token.public_id],
+        )
+
+    assert _counts(acme) == before
+    assert Membership.objects.filter(pk=operator.pk).exists()
+    for name in ("exporter", "backup"):
+        assert ApiToken.objects.get(pk=tokens[name].token.pk).revoked_at is None
+
+
+_LINK_RE = re.compile(r'(?:href|action)="([^"]*)"')
+
+
+def test_portal_pages_link_and_post_only_to_portal_pages(client_for, acme, leaver):
+    """No button or link of a page lands a person on an API (DRF) page."""
+    operator, _ = leaver
+    admin = client_for("acme", "admin")
+    dashboard = admin.get("/dashboards/").content.decode()
+    first_dashboard = re.search(r'href="(/dashboards/[0-9a-f-]{36}/)"', dashboard).group(1)
+    pages = [
+        "/members/",
+        f"/members/{operator.public_id}/remove/",
+        "/tokens/",
+        "/settings/",
+        "/dashboards/",
+        first_dashboard,
+    ]
+    for path in pages:
+        response = admin.get(path)
+        assert response.status_code == 200, path
+        targets = set(_LINK_RE.findall(response.content.decode()))
+        assert targets, path
+        assert not [t for t in targets if t.startswith("/api/v1/")], (path, targets)
+
+
+def test_destructive_buttons_ask_first(client_for, acme):
+    _issue(acme, name="asked")
+    html = client_for("acme", "admin").get("/tokens/").content.decode()
+    assert 'data-confirm="Revoke asked? Scripts using it stop working at once."' in html
+    assert 'data-confirm="Rotate asked? Its current secret stops working at once."' in html
 
 
 # ---- another tenant's objects ------------------------------------------------------------------
@@ -720,6 +1044,5 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
         def restore() -> None:
             Membership.objects.filter(pk=first.pk).update(role="admin")
             Membership.objects.filter(pk=second.pk).update(role="security")
-            AuditEvent.objects.filter(tenant=acme, actor_label=actor_label).delete()
 
         _in_thread(restore)

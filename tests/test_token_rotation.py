@@ -19,15 +19,19 @@ def _bearer(secret):
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
-def test_rotating_on_the_page_shows_a_new_secret_and_kills_the_old_one(client_for, acme):
+def test_rotating_on_the_page_shows_a_new_secret_once_and_kills_the_old_one(client_for, acme):
     old = _issue(acme)
     admin = client_for("acme", "admin")
 
     response = admin.post(f"/tokens/{old.token.public_id}/rotate/")
 
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
-    shown = set(SECRET_RE.findall(response.content.decode()))
+    # Post/redirect/get: a portal page shows the new secret, once.
+    assert response.status_code == 302 and response["Location"] == "/tokens/issued/"
+    page = admin.get(response["Location"])
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "no-store"
+    assert "application/json" not in page["Content-Type"]
+    shown = set(SECRET_RE.findall(page.content.decode()))
     assert len(shown) == 1 and old.secret not in shown
     new_secret = shown.pop()
     live = ApiToken.objects.get(tenant=acme, name="exporter", revoked_at__isnull=True)
@@ -35,19 +39,25 @@ def test_rotating_on_the_page_shows_a_new_secret_and_kills_the_old_one(client_fo
     assert client_for("acme").get("/api/v1/dashboards/", **_bearer(new_secret)).status_code == 200
     assert client_for("acme").get("/api/v1/dashboards/", **_bearer(old.secret)).status_code == 401
     actions = list(
-        AuditEvent.objects.filter(tenant=acme).order_by("-seq").values_list("action", flat=True)[:3]
+        AuditEvent.objects.filter(tenant=acme, action__startswith="token.")
+        .order_by("-seq")
+        .values_list("action", flat=True)[:3]
     )
     assert actions == ["token.rotated", "token.revoked", "token.created"]
+    reloaded = admin.get("/tokens/issued/")
+    assert reloaded.status_code == 302 and reloaded["Location"] == "/tokens/"
+    assert new_secret not in admin.get("/tokens/").content.decode()
 
 
 def test_a_reload_after_rotating_changes_nothing_more(client_for, acme):
     old = _issue(acme)
     admin = client_for("acme", "admin")
-    admin.post(f"/tokens/{old.token.public_id}/rotate/")
+    first = admin.post(f"/tokens/{old.token.public_id}/rotate/")
     tokens_before = ApiToken.objects.filter(tenant=acme).count()
 
     again = admin.post(f"/tokens/{old.token.public_id}/rotate/")
 
+    assert first["Location"] == "/tokens/issued/"
     assert again.status_code == 302 and again["Location"] == "/tokens/"
     assert ApiToken.objects.filter(tenant=acme).count() == tokens_before
     assert "is revoked" in admin.get("/tokens/").content.decode()

@@ -1,4 +1,4 @@
-"""Tenant settings page."""
+"""Tenant settings page: the display name (the slug and host never change)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,28 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
 from tenants import audit, services
+from tenants.forms import TenantSettingsForm
 from tenants.pages.decorators import require_perm
 from tenants.roles import Perm
 
 
 @require_perm(Perm.MANAGE_SETTINGS)
 def tenant_settings(request):
-    errors = {}
-    if request.method == "POST":
-        try:
-            services.rename_tenant(
-                tenant=request.tenant,
-                name=request.POST.get("name", ""),
-                actor=audit.Actor.from_request(request),
-            )
-        except ValidationError as exc:
-            errors = exc.message_dict
-        else:
-            messages.success(request, "Settings saved.")
-            return redirect("tenant-settings")
-    context = {"errors": errors, "form": request.POST if errors else {}}
-    return render(request, "tenants/settings.html", context, status=400 if errors else 200)
+    if request.method != "POST":
+        form = TenantSettingsForm(initial={"name": request.tenant.name})
+    else:
+        form = TenantSettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                services.rename_tenant(
+                    tenant=request.tenant,
+                    actor=audit.Actor.from_request(request),
+                    **form.cleaned_data,
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, "Settings saved.")
+                return redirect("tenant-settings")
+    status = 400 if form.errors else 200
+    return render(request, "tenants/settings.html", {"form": form}, status=status)
