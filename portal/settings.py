@@ -62,6 +62,8 @@ SHARED_APPS = [
     "channels",
     "axes",
     "csp",
+    "django_htmx",
+    "compliance_catalog",  # the framework catalog: platform-wide data in the public schema
 ]
 TENANT_APPS = [
     "alerts",
@@ -93,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "tenants.pages.middleware.TenantMembershipMiddleware",
     # Last, as django-axes asks, so it sees the outcome of every authentication attempt.
     "axes.middleware.AxesMiddleware",
@@ -192,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "tenants.tasks.record_worker_heartbeat", "schedule": 15.0},
     # Drift repair: anything a lost message or a restarted backend left behind.
     "alerting-reconcile": {"task": "alerts.tasks.sync_reconcile_all", "schedule": 60.0},
+    # A chain cut short is caught against these heads (see tenants.audit_chain).
+    "audit-chain-heads": {"task": "tenants.tasks.record_audit_chain_heads", "schedule": 86400.0},
+    # Automated compliance checks, expired attestations and the daily snapshot of every tenant.
+    "compliance-assess": {"task": "compliance.tasks.assess_all_tenants", "schedule": 3600.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -224,6 +231,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Uploaded files (compliance evidence), each under its tenant's folder; never served directly:
+# downloads go through views that check the tenant and the permission.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default=str(BASE_DIR / ".run" / "media"))
+MEDIA_URL = "/media/"
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -10,11 +10,13 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django_tenants.utils import get_public_schema_name
 
 from tenants import audit, services
+from tenants.accounts.services import deactivate_user
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 from tenants.models import ApiToken, AuditEvent, Domain, Membership, Tenant
-from tenants.provisioning import provision_tenant
+from tenants.provisioning import deactivate_tenant, provision_tenant, reactivate_tenant
 
 
 class ReadOnlyAdminMixin:
@@ -80,6 +82,7 @@ class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
     list_display = ["name", "schema_name", "is_active", "created_at"]
     search_fields = ["name", "schema_name"]
     readonly_fields = ["schema_name", "public_id", "created_at"]
+    actions = ["deactivate", "reactivate"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -98,19 +101,14 @@ class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         # Deleting drops a schema with all its data; deactivate instead.
         return False
 
+    def get_queryset(self, request):
+        # The public schema is the platform itself, not a tenant to rename or deactivate.
+        return super().get_queryset(request).exclude(schema_name=get_public_schema_name())
+
     def save_model(self, request, obj, form, change):
         actor = audit.Actor.from_request(request)
         if change:
-            before = _initial_values_of_changed_fields(form)
-            obj.save()
-            audit.record(
-                actor=actor,
-                action="tenant.updated",
-                obj=obj,
-                tenant=obj,
-                before=before,
-                after={k: form.cleaned_data[k] for k in form.changed_data},
-            )
+            self._save_change(obj, form, actor)
             return
         tenant = provision_tenant(
             slug=form.cleaned_data["slug"],
@@ -120,6 +118,33 @@ class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         )
         obj.pk = tenant.pk
         obj.schema_name = tenant.schema_name
+
+    def _save_change(self, obj, form, actor) -> None:
+        changed = [field for field in form.changed_data if field != "is_active"]
+        if changed:
+            obj.save(update_fields=changed)
+            audit.record(
+                actor=actor,
+                action="tenant.updated",
+                obj=obj,
+                tenant=obj,
+                before={k: form.initial.get(k) for k in changed},
+                after={k: form.cleaned_data[k] for k in changed},
+            )
+        if "is_active" in form.changed_data:
+            # Through the service: audited, and `tenant_deactivated` closes live connections.
+            change_activity = reactivate_tenant if obj.is_active else deactivate_tenant
+            change_activity(tenant=obj, actor=actor)
+
+    @admin.action(description="Deactivate selected tenants")
+    def deactivate(self, request, queryset):
+        for tenant in queryset:
+            deactivate_tenant(tenant=tenant, actor=audit.Actor.from_request(request))
+
+    @admin.action(description="Reactivate selected tenants")
+    def reactivate(self, request, queryset):
+        for tenant in queryset:
+            reactivate_tenant(tenant=tenant, actor=audit.Actor.from_request(request))
 
 
 @admin.register(Domain)
@@ -206,9 +231,13 @@ class PlatformUserAdmin(ServiceErrorsMixin, UserAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        if change and "is_active" in form.changed_data and not obj.is_active:
-            services.ensure_no_tenant_loses_its_last_admin(obj)
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        if deactivating:
+            obj.is_active = True  # the service makes that change, once the rest is saved
         super().save_model(request, obj, form, change)
+        if deactivating:
+            # Refused if they are a tenant's only admin; sends `user_deactivated` on commit.
+            deactivate_user(user=obj, actor=audit.Actor.from_request(request))
 
     def log_addition(self, request, obj, message):
         super().log_addition(request, obj, message)

@@ -76,11 +76,20 @@ class TenantAdminSite(PortalAdminSiteMixin, admin.AdminSite):
         context["site_header"] = f"{request.tenant.name}: administration"
         return context
 
+    def get_urls(self):
+        # Django's "view on site" redirect (/admin/r/<content type>/<id>/) looks objects up by
+        # database id across every model, shared tables included: it would tell whether ids
+        # exist. Nothing on a tenant site may link to it either.
+        for model_admin in self._registry.values():
+            model_admin.view_on_site = False
+        return [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
+
 
 class TenantModelAdmin(admin.ModelAdmin):
     """Permissions from the tenant role; querysets limited to the current tenant."""
 
     tenant_field: str | None = "tenant"
+    view_on_site = False  # see TenantAdminSite.get_urls
 
     def _is_admin(self, request) -> bool:
         return request_access(request).can(Perm.ADMIN_SITE)

@@ -10,6 +10,7 @@ from django_tenants.utils import get_public_schema_name, schema_context, schema_
 
 from tenants import audit, lifecycle
 from tenants.accounts.users import get_or_create_user, is_email
+from tenants.actions import AuditAction
 from tenants.models import Domain, Membership, Tenant
 from tenants.roles import Role
 from tenants.slugs import schema_name_for, validate_tenant_slug
@@ -109,3 +110,37 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
         )
     lifecycle.send_on_commit(lifecycle.tenant_provisioned, Tenant, tenant=tenant)
     return tenant
+
+
+def deactivate_tenant(*, tenant: Tenant, actor: audit.Actor) -> Tenant:
+    """Close a tenant: its members, tokens and sockets are refused; its data stays.
+
+    Raises ValidationError on `is_active` for the public schema (the platform itself). Sends
+    `tenant_deactivated` once committed. Deactivating an inactive tenant changes nothing.
+    """
+    return _set_active(tenant=tenant, active=False, actor=actor)
+
+
+def reactivate_tenant(*, tenant: Tenant, actor: audit.Actor) -> Tenant:
+    """Open a deactivated tenant again, as it was."""
+    return _set_active(tenant=tenant, active=True, actor=actor)
+
+
+def _set_active(*, tenant: Tenant, active: bool, actor: audit.Actor) -> Tenant:
+    if tenant.schema_name == get_public_schema_name():
+        raise ValidationError({"is_active": ["The platform itself cannot be deactivated."]})
+    with schema_context(get_public_schema_name()), transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if locked.is_active != active:
+            locked.is_active = active
+            locked.save(update_fields=["is_active"])
+            action = AuditAction.TENANT_REACTIVATED if active else AuditAction.TENANT_DEACTIVATED
+            before, after = {"is_active": not active}, {"is_active": active}
+            for chain in (None, locked):  # the platform's trail and the tenant's own
+                audit.record(
+                    actor=actor, action=action, obj=locked, tenant=chain, before=before, after=after
+                )
+            if not active:
+                lifecycle.send_on_commit(lifecycle.tenant_deactivated, Tenant, tenant=locked)
+    tenant.is_active = active
+    return locked

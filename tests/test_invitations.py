@@ -71,11 +71,29 @@ def test_another_tenant_inviting_the_same_new_person_gets_no_link_either(
     assert not RESET_LINK_RE.search(response.content.decode())
     body = response.json()
     # Exactly the membership's public fields: nothing that could carry a link or a secret.
-    assert set(body) == {"id", "email", "name", "role", "created_at"}
+    assert set(body) == {"id", "email", "name", "role", "created_at", "joined_at"}
     membership = Membership.objects.get(tenant__schema_name="globex", public_id=body["id"])
     assert (body["email"], body["role"]) == ("shared@corp.example", "admin")
     assert membership.user.email == "shared@corp.example"
     assert [m.to for m in mailoutbox] == [["shared@corp.example"], ["shared@corp.example"]]
+
+
+def test_the_invitation_link_ignores_the_host_header_of_the_inviting_request(
+    acme, django_capture_on_commit_callbacks, mailoutbox, eager_tasks
+):
+    from django.conf import settings
+
+    admin = Client(HTTP_HOST="acme.localhost:9999")
+    admin.force_login(
+        get_user_model().objects.get(email="admin@acme.example"),
+        backend="tenants.accounts.backends.EmailBackend",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.post("/members/", {"email": "portless@corp.example", "role": "executive"})
+
+    link = RESET_LINK_RE.search(mailoutbox[0].body).group(0)
+    assert link.startswith(f"http://localhost:{settings.PORTAL_PORT}/accounts/reset/")
+    assert "9999" not in mailoutbox[0].body
 
 
 def test_someone_who_already_has_a_password_is_told_without_a_link(

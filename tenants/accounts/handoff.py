@@ -1,4 +1,4 @@
-"""Signing a person in on a tenant host from the public site.
+"""Sessions across hosts: signing in on a tenant host from the public site, and back out.
 
 Session cookies are per host, so the tenant picker hands over a short-lived, single-use, signed
 ticket that names the user and the one tenant it is valid for. The tenant host asks the person
@@ -51,3 +51,30 @@ def redeem_ticket(ticket: str, tenant):
         if not cache.add(f"handoff:{data['n']}", 1, timeout=MAX_AGE_SECONDS * 2):
             return None
     return get_user_model().objects.filter(pk=data["u"], is_active=True).first()
+
+
+# ---- sign-out: the other direction --------------------------------------------------------------
+#
+# Signing out on a tenant host sends the browser to the public site with a sign-out ticket, so
+# that its session (a different cookie) ends too. A plain GET that signs out would let any page
+# sign visitors out; a POST cannot be used, as the tenant page's form may only target its own
+# origin (CSP form-action) and has no CSRF token of the public site. The ticket is signed,
+# expires within a minute and names the person: it can only end that person's public session.
+# It is not single-use on purpose: replaying it only signs the same person out again, and signing
+# out must keep working while the cache is down.
+
+_SIGN_OUT_SALT = "tenants.accounts.sign-out"
+
+
+def make_sign_out_ticket(user) -> str:
+    return signing.dumps({"u": user.pk, "n": secrets.token_urlsafe(8)}, salt=_SIGN_OUT_SALT)
+
+
+def sign_out_ticket_user_id(ticket: str) -> int | None:
+    """The id of the person a fresh sign-out ticket names, or None."""
+    try:
+        data = signing.loads(ticket, salt=_SIGN_OUT_SALT, max_age=MAX_AGE_SECONDS)
+    except signing.BadSignature:
+        return None
+    user_id = data.get("u") if isinstance(data, dict) else None
+    return user_id if isinstance(user_id, int) else None

@@ -11,12 +11,12 @@ from django.core.mail import send_mail
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from tenants.links import public_url, tenant_url
+from tenants import links
 
 
 def set_password_url(user) -> str:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
-    return public_url(f"/accounts/reset/{uid}/{default_token_generator.make_token(user)}/")
+    return links.set_password_url(uid, default_token_generator.make_token(user))
 
 
 def invitation_message(membership) -> tuple[str, str]:
@@ -25,7 +25,7 @@ def invitation_message(membership) -> tuple[str, str]:
     lines = [
         f"You have been given the role {membership.get_role_display()} in {tenant.name}.",
         "",
-        f"The tenant: {tenant_url(tenant)}",
+        f"The tenant: {links.tenant_url(tenant)}",
     ]
     if not user.has_usable_password():
         lines += ["", "Choose your password here (the link works once):", set_password_url(user)]
