@@ -1,0 +1,276 @@
+"""Automated checks: small functions over the tenant's own state, each named by catalog controls.
+
+A check answers passing or failing only from state it can see; when the app or setting it reads
+is not there, it answers not assessed (never passing). Alerting state is read from `alerts`
+models read-only (its services have no read API for these questions yet).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compliance.models import ChainVerification, Status
+
+logger = logging.getLogger(__name__)
+
+CHAIN_VERIFIED_WITHIN = timedelta(hours=24)
+SYNC_PENDING_GRACE = timedelta(minutes=15)
+INCIDENT_WINDOW = timedelta(days=30)
+# How soon an incident of each severity must be acknowledged.
+ACK_TARGETS = {
+    "P0": timedelta(minutes=15),
+    "P1": timedelta(hours=1),
+    "P2": timedelta(hours=4),
+    "P3": timedelta(hours=24),
+}
+MIN_AUDIT_RETENTION_DAYS = 365
+MIN_METRIC_RETENTION_DAYS = 30
+PAGING_KINDS = ("pagerduty", "sms")
+# Words that mark a rule as watching sign-in failures, or privilege changes (name, expression,
+# labels and annotations are searched, lower-case).
+FAILED_LOGIN_WORDS = ("failed_login", "login_fail", "signin_fail", "sign_in_fail", "auth_fail")
+PRIVILEGE_WORDS = ("privilege", "role_change", "role_changed", "admin_grant")
+# Model fields that must hold secrets encrypted at rest: (app, model, field).
+SECRET_FIELDS = [
+    ("alerts", "Receiver", "secret"),
+    ("alerts", "AlertingSettings", "webhook_secret"),
+]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    status: str
+    reason: str
+
+
+def passing(reason: str) -> CheckResult:
+    return CheckResult(Status.PASSING, reason)
+
+
+def failing(reason: str) -> CheckResult:
+    return CheckResult(Status.FAILING, reason)
+
+
+def not_assessed(reason: str) -> CheckResult:
+    return CheckResult(Status.NOT_ASSESSED, reason)
+
+
+Check = Callable[[object], CheckResult]
+CHECKS: dict[str, Check] = {}
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    """Register a check under the name the catalog's controls use."""
+
+    def register(function: Check) -> Check:
+        CHECKS[name] = function
+        return function
+
+    return register
+
+
+def _model(app: str, name: str):
+    """The model if its app is installed and has it, else None."""
+    if not apps.is_installed(app):
+        return None
+    try:
+        return apps.get_model(app, name)
+    except LookupError:
+        return None
+
+
+@check("p0_paging_route")
+def p0_paging_route(tenant) -> CheckResult:
+    policy_model = _model("alerts", "NotificationPolicy")
+    if policy_model is None:
+        return not_assessed("Alerting is not installed.")
+    policy = policy_model.objects.filter(severity="P0").first()
+    if policy is None:
+        return failing("There is no notification policy for P0 alerts.")
+    receivers = list(policy.receivers.filter(kind__in=PAGING_KINDS))
+    if not receivers:
+        return failing("The P0 policy sends to no paging receiver (PagerDuty or SMS).")
+    ready = [r for r in receivers if r.enabled and r.secret]
+    if not ready:
+        names = ", ".join(r.name for r in receivers)
+        return failing(f"The P0 paging receivers ({names}) are disabled or have no secret set.")
+    return passing(f"P0 alerts page through {', '.join(r.name for r in ready)}.")
+
+
+def _rule_text(rule) -> str:
+    parts = [rule.name, rule.expr, str(rule.labels), str(rule.annotations)]
+    return " ".join(parts).lower().replace("-", "_")
+
+
+@check("security_alert_rules")
+def security_alert_rules(tenant) -> CheckResult:
+    rule_model = _model("alerts", "AlertRule")
+    if rule_model is None:
+        return not_assessed("Alerting is not installed.")
+    rules = [_rule_text(r) for r in rule_model.objects.filter(enabled=True, kind="alert")]
+    missing = []
+    if not any(word in text for text in rules for word in FAILED_LOGIN_WORDS):
+        missing.append("failed sign-ins (e.g. a rule named failed_login…)")
+    if not any(word in text for text in rules for word in PRIVILEGE_WORDS):
+        missing.append("privilege changes (e.g. a rule named privilege_change…)")
+    if missing:
+        return failing("No enabled alert rule watches " + " or ".join(missing) + ".")
+    return passing("Enabled alert rules watch failed sign-ins and privilege changes.")
+
+
+@check("backend_sync_healthy")
+def backend_sync_healthy(tenant) -> CheckResult:
+    state_model = _model("alerts", "SyncState")
+    if state_model is None:
+        return not_assessed("Alerting is not installed.")
+    states = list(state_model.objects.all())
+    if not states or not any(s.last_success_at for s in states):
+        return not_assessed("No backend has been synced yet (none connected?).")
+    problems = []
+    now = timezone.now()
+    for state in states:
+        if state.status == "failed":
+            problems.append(f"{state.get_target_display()} failed: {state.error[:200]}")
+        elif (
+            state.status == "pending"
+            and state.changed_at
+            and (now - state.changed_at > SYNC_PENDING_GRACE)
+        ):
+            problems.append(f"{state.get_target_display()} pending since {state.changed_at:%c}")
+    if problems:
+        return failing("; ".join(problems))
+    return passing("Every backend holds what the portal holds.")
+
+
+@check("incident_ack_within_target")
+def incident_ack_within_target(tenant) -> CheckResult:
+    incident_model = _model("alerts", "Incident")
+    needed = {"severity", "acknowledged_at", "started_at"}
+    if incident_model is None:
+        return not_assessed("Incidents are not recorded by the portal yet.")
+    fields = {f.name for f in incident_model._meta.get_fields()}
+    if not needed <= fields:
+        return not_assessed("Incident records carry no acknowledgement times yet.")
+    since = timezone.now() - INCIDENT_WINDOW
+    late = []
+    total = 0
+    for incident in incident_model.objects.filter(started_at__gte=since):
+        total += 1
+        target = ACK_TARGETS.get(incident.severity, ACK_TARGETS["P3"])
+        acked = incident.acknowledged_at or timezone.now()
+        if acked - incident.started_at > target:
+            late.append(incident)
+    if late:
+        return failing(f"{len(late)} of {total} incidents in 30 days were acknowledged late.")
+    return passing(f"All {total} incidents of the last 30 days were acknowledged within target.")
+
+
+@check("audit_chain_verified")
+def audit_chain_verified(tenant) -> CheckResult:
+    last = ChainVerification.objects.order_by("-checked_at", "-pk").first()
+    if last is None:
+        return not_assessed("The audit chain has not been verified yet.")
+    if not last.ok:
+        return failing(
+            f"Verification on {last.checked_at:%Y-%m-%d %H:%M} UTC failed at event "
+            f"{last.bad_seq}: {last.problem}."
+        )
+    if timezone.now() - last.checked_at > CHAIN_VERIFIED_WITHIN:
+        return failing(f"Last verified {last.checked_at:%Y-%m-%d %H:%M} UTC, over 24 hours ago.")
+    return passing(
+        f"{last.rows} events verified on {last.checked_at:%Y-%m-%d %H:%M} UTC "
+        f"(head {last.last_seq})."
+    )
+
+
+@check("admin_two_factor")
+def admin_two_factor(tenant) -> CheckResult:
+    if not apps.is_installed("django_otp"):
+        return not_assessed("Two-factor sign-in (django-otp) is not installed.")
+    from django_otp import user_has_device
+
+    from tenants.models import Membership
+
+    admins = Membership.objects.filter(tenant=tenant, role="admin", user__is_active=True)
+    without = [m.user.email for m in admins.select_related("user") if not user_has_device(m.user)]
+    if without:
+        return failing(f"Admins without a second factor: {', '.join(without)}.")
+    return passing("Every admin has a confirmed second factor.")
+
+
+def _is_encrypted(field) -> bool:
+    return any(cls.__module__.startswith("encrypted_fields") for cls in type(field).__mro__)
+
+
+@check("receiver_secrets_encrypted")
+def receiver_secrets_encrypted(tenant) -> CheckResult:
+    plain, seen = [], 0
+    for app, name, field_name in SECRET_FIELDS:
+        model = _model(app, name)
+        if model is None:
+            continue
+        seen += 1
+        if not _is_encrypted(model._meta.get_field(field_name)):
+            plain.append(f"{name}.{field_name}")
+    if not seen:
+        return not_assessed("Alerting is not installed.")
+    if plain:
+        return failing(f"Stored in plain text: {', '.join(plain)}.")
+    return passing("Receiver and intake secrets are encrypted at rest.")
+
+
+@check("retention_configured")
+def retention_configured(tenant) -> CheckResult:
+    settings_model = _model("dashboards", "MetricSettings")
+    audit_days = getattr(settings, "AUDIT_RETENTION_DAYS", None)
+    missing = []
+    if settings_model is None:
+        missing.append("metric retention (no metric store)")
+    if audit_days is None:
+        missing.append("audit retention (AUDIT_RETENTION_DAYS unset)")
+    if missing:
+        return not_assessed("Not configured: " + "; ".join(missing) + ".")
+    row = settings_model.objects.first()
+    metric_days = row.retention_days if row else None
+    problems = []
+    if metric_days is None or metric_days < MIN_METRIC_RETENTION_DAYS:
+        problems.append(f"metric retention {metric_days} d < {MIN_METRIC_RETENTION_DAYS} d")
+    if audit_days and 0 < int(audit_days) < MIN_AUDIT_RETENTION_DAYS:
+        problems.append(f"audit retention {audit_days} d < {MIN_AUDIT_RETENTION_DAYS} d")
+    if problems:
+        return failing("; ".join(problems) + ".")
+    audit_text = "kept for ever" if not audit_days else f"{audit_days} d"
+    return passing(f"Metrics kept {metric_days} d, audit events {audit_text}.")
+
+
+@check("security_dashboard_present")
+def security_dashboard_present(tenant) -> CheckResult:
+    if not apps.is_installed("dashboards"):
+        return not_assessed("Dashboards are not installed.")
+    from dashboards.services import list_dashboards
+
+    titles = [d.title for d in list_dashboards() if "security" in d.title.lower()]
+    if not titles:
+        return failing("No dashboard with “Security” in its title.")
+    return passing(f"Security dashboard: {titles[0]}.")
+
+
+def run_check(name: str, tenant) -> CheckResult:
+    """One check's result; an unknown name or a crash is not assessed, with the reason."""
+    function = CHECKS.get(name)
+    if function is None:
+        return not_assessed(f"No automated check named {name!r}.")
+    try:
+        with transaction.atomic():  # a savepoint: a failed query must not end the caller's
+            return function(tenant)
+    except Exception as exc:  # one broken check must not stop the others
+        logger.exception("compliance check %s failed", name)
+        return not_assessed(f"The check could not run: {type(exc).__name__}.")
