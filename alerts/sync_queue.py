@@ -13,7 +13,8 @@ import contextlib
 import logging
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django_tenants.utils import schema_context
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,16 @@ def _marker(target: str) -> str:
 
 
 def request_on_commit(targets) -> None:
+    # The schema is taken now: when the callback runs (possibly nested in another tenant's or the
+    # public schema's on-commit work) the connection may be elsewhere.
     targets = tuple(dict.fromkeys(targets))
-    transaction.on_commit(lambda: request_now(targets))
+    schema = connection.schema_name
+
+    def request() -> None:
+        with schema_context(schema):
+            request_now(targets)
+
+    transaction.on_commit(request)
 
 
 def request_now(targets) -> None:

@@ -206,6 +206,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Tests only, never outside development: PBKDF2's deliberate slowness would dominate the suite.
+if env.bool("PORTAL_FAST_PASSWORD_HASHER", default=False) and MONITORING_LEVEL == "development":
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "tenants.accounts.backends.EmailBackend",

@@ -4,18 +4,16 @@ Tenants acme and globex are created (by cloning the template schema) right after
 database, and committed, so that other processes (a Celery worker, an ASGI server) and threads
 (Channels consumers) see them. Each seeded tenant has a dashboard with primary key 1: the same
 id in two schemas, which is what the isolation tests need.
+
+Anything else a test needs it makes with tests/factories.py. Plain functions shared by the test
+modules live in tests/helpers.py; the ones modules import from here are re-exported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -23,38 +21,55 @@ from django.db import connection
 from django.test import Client
 
 from tests.backend_servers import alertmanager_server, metrics_exporter, prometheus_server  # noqa: F401,E501
+from tests.helpers import (  # noqa: F401 (re-exported: test modules import these from here)
+    BASE_DIR,
+    IN_CI,
+    PASSWORD,
+    asgi_server_command,
+    celery_worker_answers,
+    celery_worker_command,
+    client_on,
+    database_url,
+    free_port,
+    host_of,
+    is_listening,
+    psycopg_params,
+    started_process,
+    stop_process,
+    submit_token_form,
+    wait_for,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-IN_CI = bool(os.environ.get("CI"))
-PASSWORD = "demo"
+_free_port = free_port
+_stop = stop_process
+
+# Hashing a password costs PBKDF2's million rounds: seconds per person on a busy machine, paid by
+# the seed and by every password sign-in. Tests use a fast hasher instead; processes the tests
+# start (worker, ASGI server) inherit the switch through the environment and read it in settings.
+FAST_HASHER_SWITCH = "PORTAL_FAST_PASSWORD_HASHER"
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+os.environ.setdefault(FAST_HASHER_SWITCH, "true")
 
 
-def wait_for(
-    condition: Callable[[], object],
-    timeout: float = 20.0,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> object:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+def _started_processes_use_fast_hasher() -> bool:
+    """Whether the settings, loaded afresh as a started process loads them, pick the fast hasher.
+
+    This process loaded its settings before this module set the switch, so they cannot tell.
+    """
+    spec = importlib.util.find_spec(os.environ["DJANGO_SETTINGS_MODULE"])
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)
+    return list(getattr(fresh, "PASSWORD_HASHERS", [])) == FAST_PASSWORD_HASHERS
 
 
-_NONCE_RE = re.compile(r'name="form_nonce" value="([^"]+)"')
+def pytest_configure(config: pytest.Config) -> None:
+    # Only when started processes agree: they must verify the hashes this process writes.
+    if _started_processes_use_fast_hasher():
+        from django.contrib.auth import hashers
 
-
-def submit_token_form(client: Client, data: dict):
-    """POST the token form as a browser does: with the one-time nonce of a freshly loaded page."""
-    page = client.get("/tokens/").content.decode()
-    nonce = _NONCE_RE.search(page)
-    assert nonce, "the token form carries no form_nonce"
-    return client.post("/tokens/", {**data, "form_nonce": nonce.group(1)})
+        settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+        hashers.get_hashers.cache_clear()
+        hashers.get_hashers_by_algorithm.cache_clear()
 
 
 def _require_redis() -> None:
@@ -122,10 +137,6 @@ def eager_tasks() -> Iterator[None]:
         app.conf.task_always_eager, app.conf.task_eager_propagates = previous
 
 
-def host_of(slug: str | None) -> str:
-    return f"{slug}.{settings.PORTAL_BASE_DOMAIN}" if slug else settings.PORTAL_BASE_DOMAIN
-
-
 @pytest.fixture
 def client_for(db) -> Callable[..., Client]:
     """`client_for("acme", "operator")`: a client on acme's host signed in as acme's operator.
@@ -136,49 +147,47 @@ def client_for(db) -> Callable[..., Client]:
     from django.contrib.auth import get_user_model
 
     def make(slug: str | None, role: str | None = None, *, email: str | None = None) -> Client:
-        client = Client(HTTP_HOST=host_of(slug))
         if email is None and role is not None:
             email = f"{role}@{slug}.example"
-        if email is not None:
-            user = get_user_model().objects.get(email=email)
-            client.force_login(user, backend="tenants.accounts.backends.EmailBackend")
-        return client
+        user = None if email is None else get_user_model().objects.get(email=email)
+        return client_on(slug, user)
 
     return make
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture
+def member_client(db) -> Callable[..., Client]:
+    """`member_client(acme, "operator")`: a client on the tenant's host, signed in as a new
+    member of it with that role (made by the factories, not taken from the seed)."""
+    from tests.factories import MembershipFactory
+
+    def make(tenant, role: str) -> Client:
+        return client_on(tenant.slug, MembershipFactory(tenant=tenant, role=role).user)
+
+    return make
 
 
-def psycopg_params() -> dict[str, str]:
-    """psycopg keyword arguments for the test database (host may be a socket directory)."""
-    cfg = connection.settings_dict
-    params = {"dbname": cfg["NAME"], "user": cfg.get("USER") or "postgres"}
-    for key, name in (("HOST", "host"), ("PORT", "port"), ("PASSWORD", "password")):
-        if cfg.get(key):
-            params[name] = str(cfg[key])
-    return params
+@pytest.fixture
+def session_cookie(django_db_setup, django_db_blocker) -> Iterator[Callable[[str], str]]:
+    """`session_cookie(email)`: the cookie of a committed session of that person, for servers
+    and sockets that read sessions themselves; the sessions are deleted after the test."""
+    from tests.websockets_client import cookie_of, create_session, delete_sessions
 
+    stores = []
 
-def _test_database_url() -> str:
-    cfg = connection.settings_dict
-    host = cfg.get("HOST") or "127.0.0.1"
-    user = cfg.get("USER") or "postgres"
-    password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
-    if host.startswith("/"):
-        return f"postgres://{user}{password}@/{host}/{cfg['NAME']}"
-    port = cfg.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{cfg['NAME']}"
+    def make(email: str) -> str:
+        stores.append(create_session(email, django_db_blocker))
+        return cookie_of(stores[-1])
+
+    yield make
+    delete_sessions(stores, django_db_blocker)
 
 
 @pytest.fixture(scope="session")
 def process_env(django_db_setup) -> dict[str, str]:
     """Environment for processes the tests start: they use the test database."""
     env = dict(os.environ)
-    env["DATABASE_URL"] = _test_database_url()
+    env["DATABASE_URL"] = database_url()
     env["REDIS_URL"] = settings.REDIS_URL
     env["CELERY_TASK_DEFAULT_QUEUE"] = settings.CELERY_TASK_DEFAULT_QUEUE
     env["CACHE_KEY_PREFIX"] = settings.CACHES["default"]["KEY_PREFIX"]
@@ -186,92 +195,34 @@ def process_env(django_db_setup) -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
 def celery_worker(process_env, tmp_path_factory) -> Iterator[None]:
-    """A real Celery worker process, consuming this run's queue, stopped after the session."""
-    from portal.celery import app
-
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    """A real Celery worker process, consuming this run's queues, stopped after the session."""
     hostname = f"tests-{os.getpid()}@localhost"
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "portal",
-        "worker",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-        "-Q",
-        ",".join(settings.PORTAL_TASK_QUEUES.values()),
-        "--include",
-        "tests.celery_probe",
-        "--hostname",
-        hostname,
-        "--without-mingle",
-        "--without-gossip",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=BASE_DIR, env=process_env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-
-        def ready():
-            if proc.poll() is not None:
-                raise AssertionError(f"Celery worker exited:\n{log.read_text()}")
-            return app.control.ping(destination=[hostname], timeout=0.5)
-
-        wait_for(ready, timeout=60, message="the Celery worker to answer a ping")
+    command = celery_worker_command(
+        settings.PORTAL_TASK_QUEUES.values(), hostname, include=["tests.celery_probe"]
+    )
+    with started_process(
+        command,
+        env=process_env,
+        log=tmp_path_factory.mktemp("celery") / "worker.log",
+        ready=lambda: celery_worker_answers(hostname),
+        what="the Celery worker",
+        timeout=60,
+    ):
         yield
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="session")
 def live_server_url(process_env, tmp_path_factory) -> Iterator[str]:
     """The ASGI app (HTTP + WebSocket) served by uvicorn on 127.0.0.1; base URL without host."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    port = free_port()
     # As deployed: DEBUG off, so error pages are the product's own.
-    env = dict(process_env, PORTAL_PORT=str(port), DEBUG="false")
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "portal.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ws",
-        "websockets-sansio",
-        "--log-level",
-        "warning",
-    ]
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-
-        def up():
-            if proc.poll() is not None:
-                raise AssertionError(f"ASGI server exited:\n{log.read_text()}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_for(up, timeout=30, message="the ASGI server to listen")
+    with started_process(
+        asgi_server_command(port),
+        env=dict(process_env, PORTAL_PORT=str(port), DEBUG="false"),
+        log=tmp_path_factory.mktemp("uvicorn") / "server.log",
+        ready=lambda: is_listening(port),
+        what="the ASGI server",
+    ):
         yield f"127.0.0.1:{port}"
-    finally:
-        _stop(proc)

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -30,6 +29,8 @@ from django.conf import settings
 from portal import devstack
 from portal.secret_key import checkout_secret_key
 from portal.secret_key import weakness as secret_key_weakness
+from tests.factories import MembershipFactory
+from tests.helpers import client_on, run_python
 
 
 @pytest.fixture
@@ -160,20 +161,9 @@ def _start_env(process_env: dict[str, str], **overrides: str | None) -> dict[str
     return env
 
 
-def _python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=devstack.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_development_without_a_key_uses_the_checkouts_own(process_env):
     env = _start_env(process_env)
-    first, second = _python(["-c", _PRINT_KEY], env), _python(["-c", _PRINT_KEY], env)
+    first, second = run_python(["-c", _PRINT_KEY], env), run_python(["-c", _PRINT_KEY], env)
     assert first.returncode == 0, first.stderr
     key = first.stdout.strip()
     assert key == second.stdout.strip()
@@ -204,7 +194,7 @@ def test_every_level_but_development_refuses_to_start_without_a_real_key(
     env = _start_env(
         process_env, MONITORING_LEVEL=level, SECRET_KEY=key, ALLOWED_HOSTS="portal.example.com"
     )
-    result = _python(["manage.py", "check"], env)
+    result = run_python(["manage.py", "check"], env)
     assert result.returncode != 0
     assert "portal.E001" in result.stderr and reason in result.stderr
 
@@ -218,14 +208,14 @@ def test_every_level_but_development_refuses_to_start_without_a_real_key(
     ids=["asgi", "worker"],
 )
 def test_the_web_server_and_the_worker_refuse_staging_without_a_key(process_env, entry_point):
-    result = _python(entry_point, _start_env(process_env, MONITORING_LEVEL="staging"))
+    result = run_python(entry_point, _start_env(process_env, MONITORING_LEVEL="staging"))
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "portal.E001" in result.stderr
 
 
 def test_staging_with_a_real_key_starts(process_env):
     env = _start_env(process_env, MONITORING_LEVEL="staging", SECRET_KEY=STRONG_KEY)
-    result = _python(["manage.py", "check"], env)
+    result = run_python(["manage.py", "check"], env)
     assert result.returncode == 0, result.stderr
 
 
@@ -239,20 +229,21 @@ def test_production_without_a_database_or_redis_url_refuses_to_start(process_env
         EMAIL_URL="smtp://mail.example.com:25",
         **{missing: None},
     )
-    result = _python(["manage.py", "check"], env)
+    result = run_python(["manage.py", "check"], env)
     assert result.returncode != 0
     assert f"Set the {missing} environment variable" in result.stderr
     # The same configuration with both URLs starts: only the missing one stops it.
     complete = dict(env, **{missing: process_env[missing]})
-    assert _python(["manage.py", "check"], complete).returncode == 0
+    assert run_python(["manage.py", "check"], complete).returncode == 0
 
 
 # ---- a readable terminal ----------------------------------------------------------------------
 
 
-def test_a_refused_page_logs_one_line_without_a_traceback(client_for, caplog):
+def test_a_refused_page_logs_one_line_without_a_traceback(acme, caplog):
+    stranger = MembershipFactory(tenant=acme, role="admin").user
     with caplog.at_level(logging.INFO):
-        response = client_for("globex", email="admin@acme.example").get("/members/")
+        response = client_on("globex", stranger).get("/members/")
     assert response.status_code == 403
     lines = [r for r in caplog.records if r.name.startswith("django")]
     assert len(lines) == 1

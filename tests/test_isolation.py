@@ -8,30 +8,37 @@ whichever way it asks: pages, the API (session or token), presence, the cache, C
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django_tenants.cache import make_key
 from django_tenants.utils import get_public_schema_name, schema_context, tenant_context
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 
-from portal.scoping import tenant_key
-from tests.conftest import host_of
-from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
+from tests.factories import ApiTokenFactory, DashboardFactory, MembershipFactory
+from tests.helpers import (
+    bearer,
+    client_on,
+    committed_writes,
+    host_of,
+    messages_until,
+    messages_within,
+    send_json,
+    stored_viewer_ids,
+    viewer_ids,
+    wait_for_message,
+)
+from tests.websockets_client import InProcessSocket, open_presence, websocket_scope
 
 # Both tenants' seeded dashboard has this primary key, each in its own schema.
 SHARED_PK = 1
-EMAIL_BACKEND = "tenants.accounts.backends.EmailBackend"
 TASK_TIMEOUT = 30
 # A deliberate idle period, not a wait for something to happen: what is tested is that a
 # connection with nothing to say survives a whole blocking read of the channel layer (5 seconds),
@@ -68,12 +75,6 @@ def member_emails(tenant) -> set[str]:
     return set(Membership.objects.filter(tenant=tenant).values_list("user__email", flat=True))
 
 
-def user(email: str):
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.get(email=email)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def on_the_test_database(django_db_setup) -> None:
     """Some tests here commit; never let them do that to a database that is not the test one."""
@@ -85,23 +86,11 @@ def on_the_test_database(django_db_setup) -> None:
 @pytest.fixture
 def committed(django_db_blocker) -> Iterator[None]:
     """Database access outside any test transaction: every write here is committed at once."""
-    with django_db_blocker.unblock():
-        try:
-            yield
-        finally:
-            connection.set_schema_to_public()
+    with committed_writes(django_db_blocker):
+        yield
 
 
 # --- Helpers: the API --------------------------------------------------------------------------
-
-
-def api_client(slug: str | None) -> Client:
-    """An anonymous client on a tenant's host (or the public host for `None`)."""
-    return Client(HTTP_HOST=host_of(slug))
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
 def result_ids(response) -> set[str]:
@@ -110,22 +99,15 @@ def result_ids(response) -> set[str]:
 
 
 def issue_token(tenant, scopes: list[str]) -> str:
-    from tenants import audit, services
-
-    issued = services.create_token(
-        tenant=tenant,
-        name=f"isolation {'+'.join(scopes)}",
-        scopes=scopes,
-        actor=audit.Actor.system("isolation tests"),
-    )
-    return issued.secret
+    _, secret = ApiTokenFactory(tenant=tenant, scopes=scopes)
+    return secret
 
 
 # --- 1. Pages ----------------------------------------------------------------------------------
 
 
-def test_an_acme_session_is_forbidden_on_every_globex_page(client_for, globex):
-    client = client_for("acme", "admin")
+def test_an_acme_session_is_forbidden_on_every_globex_page(member_client, acme, globex):
+    client = member_client(acme, "admin")
     globex_dashboard = dashboard_of(globex).public_id
     for path in ("/", "/dashboards/", f"/dashboards/{globex_dashboard}/", "/members/"):
         response = client.get(path, HTTP_HOST=host_of("globex"))
@@ -133,21 +115,20 @@ def test_an_acme_session_is_forbidden_on_every_globex_page(client_for, globex):
         assert str(globex_dashboard).encode() not in response.content
 
 
-def test_the_dashboard_list_shows_only_the_tenants_own_dashboard(client_for, acme, globex):
-    from dashboards.models import Dashboard
-
-    with tenant_context(globex):
-        Dashboard.objects.filter(pk=SHARED_PK).update(title="Globex merger plans")
-    response = client_for("acme", "executive").get("/dashboards/")
+def test_the_dashboard_list_shows_only_the_tenants_own_dashboards(member_client, acme, globex):
+    secret = DashboardFactory(tenant=globex, title="Globex merger plans")
+    response = member_client(acme, "executive").get("/dashboards/")
     assert response.status_code == 200
-    listed = [str(d.public_id) for d in response.context["dashboards"]]
-    assert listed == [str(dashboard_of(acme).public_id)]
+    listed = {str(d.public_id) for d in response.context["dashboards"]}
+    assert listed == dashboard_ids(acme)
+    assert str(dashboard_of(acme).public_id) in listed
     assert b"Globex merger plans" not in response.content
-    assert str(dashboard_of(globex).public_id).encode() not in response.content
+    for globex_id in (secret.public_id, dashboard_of(globex).public_id):
+        assert str(globex_id).encode() not in response.content
 
 
-def test_a_globex_dashboard_id_is_not_found_on_acmes_host(client_for, acme, globex):
-    client = client_for("acme", "admin")
+def test_a_globex_dashboard_id_is_not_found_on_acmes_host(member_client, acme, globex):
+    client = member_client(acme, "admin")
     assert client.get(f"/dashboards/{dashboard_of(acme).public_id}/").status_code == 200
     response = client.get(f"/dashboards/{dashboard_of(globex).public_id}/")
     assert response.status_code == 404
@@ -156,27 +137,29 @@ def test_a_globex_dashboard_id_is_not_found_on_acmes_host(client_for, acme, glob
 # --- 2. API with a session ---------------------------------------------------------------------
 
 
-def test_an_acme_session_is_forbidden_on_globex_api(client_for, globex):
-    client = client_for("acme", "admin")
+def test_an_acme_session_is_forbidden_on_globex_api(member_client, acme, globex):
+    client = member_client(acme, "admin")
     for path in ("/api/v1/dashboards/", "/api/v1/members/", "/api/v1/audit-events/"):
         response = client.get(path, HTTP_HOST=host_of("globex"))
         assert response.status_code == 403, path
 
 
-def test_the_dashboard_api_lists_only_the_sessions_tenant(client_for, acme, globex):
-    acme_rows = result_ids(client_for("acme", "operator").get("/api/v1/dashboards/"))
-    globex_rows = result_ids(client_for("globex", "operator").get("/api/v1/dashboards/"))
-    assert acme_rows == dashboard_ids(acme) == {str(dashboard_of(acme).public_id)}
+def test_the_dashboard_api_lists_only_the_sessions_tenant(member_client, acme, globex):
+    acme_rows = result_ids(member_client(acme, "operator").get("/api/v1/dashboards/"))
+    globex_rows = result_ids(member_client(globex, "operator").get("/api/v1/dashboards/"))
+    assert acme_rows == dashboard_ids(acme)
+    assert str(dashboard_of(acme).public_id) in acme_rows
     assert globex_rows == dashboard_ids(globex)
     assert not acme_rows & globex_rows
 
 
-def test_patching_a_globex_dashboard_through_acme_is_not_found(client_for, acme, globex):
+def test_patching_a_globex_dashboard_through_acme_is_not_found(member_client, acme, globex):
     target = dashboard_of(globex)
-    response = client_for("acme", "operator").patch(
+    response = send_json(
+        member_client(acme, "operator"),
+        "patch",
         f"/api/v1/dashboards/{target.public_id}/",
-        data={"title": "Taken over"},
-        content_type="application/json",
+        {"title": "Taken over"},
     )
     assert response.status_code == 404
     after = dashboard_of(globex)
@@ -189,7 +172,7 @@ def test_patching_a_globex_dashboard_through_acme_is_not_found(client_for, acme,
 
 def test_an_acme_token_is_unauthenticated_on_globexs_host(acme, globex):
     secret = issue_token(acme, ["read", "write"])
-    client = api_client("globex")
+    client = client_on("globex")
     for path in ("/api/v1/dashboards/", "/api/v1/members/", "/api/v1/audit-events/"):
         response = client.get(path, **bearer(secret))
         assert response.status_code == 401, path
@@ -206,14 +189,14 @@ def test_an_acme_token_is_unauthenticated_on_globexs_host(acme, globex):
 
 def test_an_acme_token_sees_only_acmes_dashboards(acme, globex):
     secret = issue_token(acme, ["read"])
-    rows = result_ids(api_client("acme").get("/api/v1/dashboards/", **bearer(secret)))
+    rows = result_ids(client_on("acme").get("/api/v1/dashboards/", **bearer(secret)))
     assert rows == dashboard_ids(acme)
     assert str(dashboard_of(globex).public_id) not in rows
 
 
 def test_an_acme_token_cannot_reach_a_globex_dashboard_by_id(acme, globex):
     secret = issue_token(acme, ["read", "write"])
-    client = api_client("acme")
+    client = client_on("acme")
     target = dashboard_of(globex)
     path = f"/api/v1/dashboards/{target.public_id}/"
     assert client.get(path, **bearer(secret)).status_code == 404
@@ -227,7 +210,7 @@ def test_an_acme_token_cannot_reach_a_globex_dashboard_by_id(acme, globex):
 def test_a_write_token_creates_dashboards_only_in_its_own_schema(acme, globex):
     secret = issue_token(acme, ["read", "write"])
     globex_before = dashboard_ids(globex)
-    response = api_client("acme").post(
+    response = client_on("acme").post(
         "/api/v1/dashboards/",
         data={"title": "Capacity"},
         content_type="application/json",
@@ -241,7 +224,7 @@ def test_a_write_token_creates_dashboards_only_in_its_own_schema(acme, globex):
 def test_a_read_only_token_cannot_create_a_dashboard(acme):
     secret = issue_token(acme, ["read"])
     before = dashboard_ids(acme)
-    response = api_client("acme").post(
+    response = client_on("acme").post(
         "/api/v1/dashboards/",
         data={"title": "Not allowed"},
         content_type="application/json",
@@ -253,13 +236,10 @@ def test_a_read_only_token_cannot_create_a_dashboard(acme):
 
 def test_a_revoked_token_is_unauthenticated(acme):
     from tenants import audit, services
-    from tenants.models import ApiToken
-    from tenants.tokens import digest
 
-    secret = issue_token(acme, ["read"])
-    client = api_client("acme")
+    token, secret = ApiTokenFactory(tenant=acme, scopes=["read"])
+    client = client_on("acme")
     assert client.get("/api/v1/dashboards/", **bearer(secret)).status_code == 200
-    token = ApiToken.objects.get(secret_hash=digest(secret))
     services.revoke_token(
         tenant=acme, token_id=token.public_id, actor=audit.Actor.system("isolation tests")
     )
@@ -268,7 +248,7 @@ def test_a_revoked_token_is_unauthenticated(acme):
 
 def test_a_token_on_the_public_host_reaches_no_api(acme):
     secret = issue_token(acme, ["read", "write"])
-    client = api_client(None)
+    client = client_on(None)
     for path in ("/api/v1/dashboards/", "/api/v1/members/"):
         response = client.get(path, **bearer(secret))
         # The public site has no API at all: the URL does not exist there.
@@ -278,7 +258,7 @@ def test_a_token_on_the_public_host_reaches_no_api(acme):
 
 def test_a_token_lists_only_its_own_tenants_members(acme, globex):
     secret = issue_token(acme, ["read"])
-    response = api_client("acme").get("/api/v1/members/", **bearer(secret))
+    response = client_on("acme").get("/api/v1/members/", **bearer(secret))
     assert response.status_code == 200
     emails = {row["email"] for row in response.json()["results"]}
     assert emails == member_emails(acme)
@@ -289,7 +269,7 @@ def test_a_token_lists_only_its_own_tenants_audit_events(acme, globex):
     from tenants.models import AuditEvent
 
     secret = issue_token(acme, ["read"])
-    rows = result_ids(api_client("acme").get("/api/v1/audit-events/", **bearer(secret)))
+    rows = result_ids(client_on("acme").get("/api/v1/audit-events/", **bearer(secret)))
     globex_events = {
         str(pk)
         for pk in AuditEvent.objects.filter(tenant=globex).values_list("public_id", flat=True)
@@ -300,24 +280,15 @@ def test_a_token_lists_only_its_own_tenants_audit_events(acme, globex):
 
 
 # --- 4. WebSocket presence ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def session_cookie(django_db_setup, django_db_blocker) -> Iterator[Callable[[str], str]]:
-    """`session_cookie(email)`: a committed session for that user (the ASGI server reads it)."""
-    stores = []
-
-    def make(email: str) -> str:
-        stores.append(create_session(email, django_db_blocker))
-        return cookie_of(stores[-1])
-
-    yield make
-    delete_sessions(stores, django_db_blocker)
+# The seeded members, on purpose: a presence entry can outlive its socket by a moment, and these
+# tests check that each tenant's entries name its current members only, so the people must stay.
 
 
 def user_id(email: str, django_db_blocker) -> str:
+    from django.contrib.auth import get_user_model
+
     with django_db_blocker.unblock():
-        return str(user(email).pk)
+        return str(get_user_model().objects.get(email=email).pk)
 
 
 def member_ids(slug: str, django_db_blocker) -> set[str]:
@@ -340,72 +311,10 @@ def refusal_status(server: str, host: str, cookie: str | None = None) -> int:
     return refused.value.response.status_code
 
 
-def receive_json(ws: ClientConnection, timeout: float) -> dict | None:
-    """The next message, or None when nothing arrives within `timeout` seconds."""
-    try:
-        return json.loads(ws.recv(timeout=timeout))
-    except TimeoutError:
-        return None
-
-
-def wait_for_message(
-    ws: ClientConnection, wanted: Callable[[dict], bool], what: str, timeout: float = 10.0
-) -> dict:
-    """Read messages until one is `wanted`; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        message = receive_json(ws, left)
-        if message is not None and wanted(message):
-            return message
-    raise AssertionError(f"no {what} within {timeout}s")
-
-
 def wait_for_presence(ws: ClientConnection, viewer_id: str) -> dict:
     return wait_for_message(
         ws, lambda m: viewer_id in viewer_ids([m]), f"presence update listing {viewer_id}"
     )
-
-
-def messages_until(
-    ws: ClientConnection, wanted: Callable[[dict], bool], what: str, timeout: float = 10.0
-) -> list[dict]:
-    """Every message up to and including the first `wanted` one; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    received = []
-    while (left := deadline - time.monotonic()) > 0:
-        message = receive_json(ws, left)
-        if message is not None:
-            received.append(message)
-            if wanted(message):
-                return received
-    raise AssertionError(f"no {what} within {timeout}s; received {received}")
-
-
-def messages_within(ws: ClientConnection, seconds: float) -> list[dict]:
-    """Every message the socket receives during the next `seconds` seconds."""
-    deadline = time.monotonic() + seconds
-    received = []
-    while (left := deadline - time.monotonic()) > 0:
-        message = receive_json(ws, left)
-        if message is not None:
-            received.append(message)
-    return received
-
-
-def viewer_ids(messages: list[dict]) -> set[str]:
-    return {v["id"] for m in messages if m.get("type") == "presence" for v in m["viewers"]}
-
-
-def presence_hashes(keys: dict[str, str]) -> dict[str, set[str]]:
-    """Viewer ids stored under each tenant's presence key."""
-    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    try:
-        return {
-            slug: {json.loads(entry)["id"] for entry in client.hgetall(key).values()}
-            for slug, key in keys.items()
-        }
-    finally:
-        client.close()
 
 
 def test_a_member_sees_themself_in_their_tenants_presence(
@@ -483,40 +392,16 @@ def test_acme_presence_is_never_delivered_to_globex(
                 assert viewer_ids(heard) <= globex_members, heard
 
                 # Redis keeps one presence hash per tenant, each naming only its own members.
-                stored = presence_hashes(
-                    {slug: tenant_key(slug, "presence") for slug in ("acme", "globex")}
-                )
+                stored = {slug: stored_viewer_ids(slug) for slug in ("acme", "globex")}
             assert acme_id in stored["acme"] and stored["acme"] <= acme_members
             assert {globex_id, peer_id} <= stored["globex"] and stored["globex"] <= globex_members
 
 
-def websocket_scope(slug: str | None, cookie: str | None) -> dict:
-    host = host_of(slug).encode()
-    headers = [(b"host", host), (b"origin", b"http://" + host)]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return {
-        "type": "websocket",
-        "path": "/ws/presence/",
-        "raw_path": b"/ws/presence/",
-        "query_string": b"",
-        "headers": headers,
-        "subprotocols": [],
-    }
-
-
-async def handshake(slug: str | None, cookie: str | None) -> tuple[ApplicationCommunicator, dict]:
-    """Open /ws/presence/ on the in-process ASGI app; return it and its answer to the connect."""
+def in_process_presence(slug: str | None, cookie: str | None) -> InProcessSocket:
+    """/ws/presence/ of the ASGI app in this process, opened from a page of `slug`'s host."""
     from portal.asgi import application
 
-    socket_ = ApplicationCommunicator(application, websocket_scope(slug, cookie))
-    await socket_.send_input({"type": "websocket.connect"})
-    return socket_, await socket_.receive_output(timeout=10)
-
-
-async def hang_up(socket_: ApplicationCommunicator) -> None:
-    await socket_.send_input({"type": "websocket.disconnect", "code": 1000})
-    await socket_.wait(timeout=10)
+    return InProcessSocket(application, websocket_scope(host_of(slug), cookie=cookie))
 
 
 def test_the_in_process_asgi_app_keeps_presence_within_the_tenant(
@@ -530,19 +415,20 @@ def test_the_in_process_asgi_app_keeps_presence_within_the_tenant(
     globex_cookie = session_cookie("security@globex.example")
 
     async def scenario() -> dict[str, dict]:
-        member, answer = await handshake("acme", acme_cookie)
-        outcomes = {"member": answer}
-        if answer["type"] == "websocket.accept":
-            outcomes["presence"] = await member.receive_output(timeout=10)
-        await hang_up(member)
+        member = in_process_presence("acme", acme_cookie)
+        outcomes = {"member": await member.open()}
+        if outcomes["member"]["type"] == "websocket.accept":
+            outcomes["presence"] = await member.receive()
+        await member.hang_up(seconds=10)
         for name, (slug, cookie) in {
             "stranger": ("acme", globex_cookie),
             "anonymous": ("acme", None),
             "unknown": ("initech", acme_cookie),
             "public": (None, acme_cookie),
         }.items():
-            refused, outcomes[name] = await handshake(slug, cookie)
-            await hang_up(refused)
+            refused = in_process_presence(slug, cookie)
+            outcomes[name] = await refused.open()
+            await refused.hang_up(seconds=10)
         return outcomes
 
     with django_db_blocker.unblock():
@@ -681,28 +567,17 @@ def test_a_summary_refresh_sent_from_the_public_schema_fails(celery_worker, clea
 
 
 def test_a_member_removed_while_connected_loses_presence_at_the_next_ping(
-    live_server_url, session_cookie, django_db_blocker
+    live_server_url, session_cookie, committed
 ):
-    from django.contrib.auth import get_user_model
-
-    from tenants.models import Membership
-
-    email = "leaver@acme.example"
-    with django_db_blocker.unblock():
-        person = get_user_model().objects.create_user(email, email)
-        membership = Membership.objects.create(
-            tenant=tenant_named("acme"), user=person, role="executive"
-        )
+    membership = MembershipFactory(tenant=tenant_named("acme"), role="executive")
+    person = membership.user
     try:
-        with presence_of(live_server_url, "acme", session_cookie(email)) as ws:
+        with presence_of(live_server_url, "acme", session_cookie(person.email)) as ws:
             wait_for_presence(ws, str(person.pk))
-            with django_db_blocker.unblock():
-                membership.delete()
+            membership.delete()
             ws.send(json.dumps({"type": "ping"}))
             with pytest.raises(ConnectionClosed) as closed:
                 wait_for_message(ws, lambda m: m == {"type": "pong"}, "pong")
             assert closed.value.rcvd.code == 4403
     finally:
-        with django_db_blocker.unblock():
-            Membership.objects.filter(user__email=email).delete()
-            get_user_model().objects.filter(email=email).delete()
+        person.delete()

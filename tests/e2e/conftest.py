@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from tests.conftest import IN_CI, PASSWORD
+from tests.helpers import IN_CI, PASSWORD, host_of, run_committed
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,8 +39,6 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 
-T = TypeVar("T")
-
 # Reports `securitypolicyviolation` events to the test through an exposed binding; bindings are
 # installed by the browser itself, so the page's own CSP does not block them.
 _CSP_LISTENER = """
@@ -55,24 +51,8 @@ document.addEventListener("securitypolicyviolation", (event) => {
 _HTTP_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
 
 
-def committed(work: Callable[[], T]) -> T:
-    """Run ORM `work` in its own thread and connection (autocommit), and return its result."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # re-raised in the calling thread
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, name="e2e-db")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+# The browser tests' name for it: ORM work run in its own thread and connection, committed.
+committed = run_committed
 
 
 @dataclass
@@ -82,7 +62,7 @@ class Site:
     port: int
 
     def host(self, slug: str | None = None) -> str:
-        return f"{slug}.localhost:{self.port}" if slug else f"localhost:{self.port}"
+        return f"{host_of(slug)}:{self.port}"
 
     def url(self, slug: str | None = None, path: str = "/") -> str:
         return f"http://{self.host(slug)}{path}"
