@@ -1,8 +1,15 @@
-"""/api/v1/: each app contributes its routes."""
+"""/api/v1/: each app contributes a router; the index lists them; anything else is a JSON 404."""
 
-from django.urls import include, path
+from django.urls import path, re_path
+
+from dashboards.api.urls import router as dashboards_router
+from tenants.api.index import ApiIndexView, api_not_found
+from tenants.api.urls import router as tenants_router
+
+ROUTERS = [tenants_router, dashboards_router]
 
 urlpatterns = [
-    path("", include("tenants.api.urls")),
-    path("", include("dashboards.api.urls")),
+    path("", ApiIndexView.as_view(routers=ROUTERS), name="api-index"),
+    *(pattern for router in ROUTERS for pattern in router.urls),
+    re_path(r"", api_not_found, name="api-not-found"),
 ]

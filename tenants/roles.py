@@ -17,7 +17,7 @@ class Role(models.TextChoices):
 
 class TokenScope(models.TextChoices):
     READ = "read", "Read everything the tenant can see"
-    WRITE = "write", "Change alert rules, dashboards and incidents"
+    WRITE = "write", "Change alert rules, dashboards and incidents (reading needs read too)"
     INGEST = "ingest", "Push custom metrics"
     WEBHOOK = "webhook", "Deliver Alertmanager webhooks"
 
@@ -74,6 +74,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
 }
 
 # Tokens act for scripts, never for people: no token can manage members or other tokens.
+# `write` does not imply `read` (least privilege): a script that only pushes changes cannot list
+# anything; it gets back the object it wrote. See docs/api.md.
 SCOPE_PERMS: dict[TokenScope, frozenset[Perm]] = {
     TokenScope.READ: frozenset(_VIEW_ALL | {Perm.VIEW_MEMBERS, Perm.VIEW_AUDIT}),
     TokenScope.WRITE: frozenset(

@@ -1,44 +1,46 @@
-from rest_framework import mixins, status, viewsets
+"""Dashboards API: rows of the tenant's own schema; writes go through `dashboards.services`."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from dashboards import services
 from dashboards.api.serializers import DashboardSerializer
 from dashboards.models import Dashboard
 from tenants import audit
-from tenants.api.lookups import UUID_PATTERN
+from tenants.api.viewsets import TenantViewSet
 from tenants.roles import Perm
 
 
-class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Dashboards of this tenant (rows of the tenant's own schema)."""
+class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    """Dashboards of this tenant."""
 
+    model = Dashboard
+    tenant_field = None  # a tenant-schema model: the schema is the scope
     serializer_class = DashboardSerializer
-    lookup_field = "public_id"
-    lookup_url_kwarg = "id"
-    lookup_value_regex = UUID_PATTERN
-    read_perm = Perm.VIEW_DASHBOARDS
-    write_perm = Perm.EDIT_DASHBOARDS
+    action_permissions = {
+        "list": Perm.VIEW_DASHBOARDS,
+        "retrieve": Perm.VIEW_DASHBOARDS,
+        "create": Perm.EDIT_DASHBOARDS,
+        "partial_update": Perm.EDIT_DASHBOARDS,
+    }
 
-    def get_queryset(self):
+    def base_queryset(self) -> QuerySet:
         return services.list_dashboards()
 
+    @extend_schema(responses={201: DashboardSerializer})
     def create(self, request):
-        data = DashboardSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        dashboard = services.create_dashboard(
-            actor=audit.Actor.from_request(request), **data.validated_data
-        )
+        data = self.validated(DashboardSerializer)
+        dashboard = services.create_dashboard(actor=audit.Actor.from_request(request), **data)
         return Response(DashboardSerializer(dashboard).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, id=None):
-        data = DashboardSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        try:
-            dashboard = services.update_dashboard(
-                dashboard_id=id, actor=audit.Actor.from_request(request), **data.validated_data
-            )
-        except Dashboard.DoesNotExist:
-            from django.http import Http404
-
-            raise Http404 from None
+        dashboard = self.get_object()
+        data = self.validated(DashboardSerializer, partial=True)
+        dashboard = services.update_dashboard(
+            dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request), **data
+        )
         return Response(DashboardSerializer(dashboard).data)

@@ -8,10 +8,12 @@ from tenants.roles import Perm
 
 
 class TenantSchemaView(SpectacularAPIView):
-    read_perm = Perm.VIEW_TENANT
+    action_permissions = {"get": Perm.VIEW_TENANT}
 
 
 # Swagger UI injects <style> elements at run time; inline scripts stay forbidden.
 @method_decorator(csp_update({"style-src": ["'unsafe-inline'"]}), name="dispatch")
 class TenantDocsView(SpectacularSwaggerSplitView):
-    read_perm = Perm.VIEW_TENANT
+    """The browsable API: Swagger UI on the schema (DRF's own HTML pages are never served)."""
+
+    action_permissions = {"get": Perm.VIEW_TENANT}

@@ -1,17 +1,46 @@
-"""The API's single permission class: every view names the Perm each method needs."""
+"""The API's single permission class: each view maps its actions to the Perm they need."""
+
+from __future__ import annotations
 
 from django_tenants.utils import get_public_schema_name
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 from tenants.access import request_access
 from tenants.models import ApiToken
+from tenants.roles import Perm
+
+
+def action_name(request, view) -> str | None:
+    """The action a request asks for, or None when its method routes to nothing (a 405).
+
+    Viewsets name actions (`list`, `create`, `acknowledge`...); plain API views use the method
+    (`get`, `post`...), HEAD counting as GET.
+    """
+    if hasattr(view, "action_map"):
+        # DRF names OPTIONS "metadata"; without a metadata class it is a 405 like any other.
+        if view.action == "metadata" and view.metadata_class is None:
+            return None
+        return view.action
+    method = request.method.lower()
+    if method == "head":
+        method = "get"
+    if method == "options" or method not in view.http_method_names or not hasattr(view, method):
+        return None
+    return method
+
+
+def required_perm(request, view) -> Perm | None:
+    """The Perm the view declares for this request's action; None if it declares none."""
+    name = action_name(request, view)
+    return None if name is None else getattr(view, "action_permissions", {}).get(name)
 
 
 class TenantPermission(BasePermission):
-    """Member (by role) or token (by scope) of this host's tenant, with the view's permission.
+    """A member (by role) or a token (by scope) of this host's tenant, with the action's Perm.
 
-    Views declare `read_perm` (safe methods) and `write_perm` (the rest); a view that declares
-    neither is closed.
+    Views declare `action_permissions` ({action: Perm}); an action missing from it is refused
+    (fail closed). A method the view does not route is let through to DRF's 405, but only for
+    the tenant's own members and tokens.
     """
 
     message = "You do not have access to this in this tenant."
@@ -22,7 +51,10 @@ class TenantPermission(BasePermission):
             return False
         if not tenant.is_active:
             return False
-        if not isinstance(request.auth, ApiToken) and not request.user.is_authenticated:
+        access = request_access(request)
+        if not isinstance(request.auth, ApiToken) and access.role is None:
             return False
-        perm = getattr(view, "read_perm" if request.method in SAFE_METHODS else "write_perm", None)
-        return perm is not None and request_access(request).can(perm)
+        if action_name(request, view) is None:
+            return True
+        perm = required_perm(request, view)
+        return perm is not None and access.can(perm)

@@ -133,7 +133,9 @@ class _TokenListSerializer(serializers.ListSerializer):
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, default=None, allow_null=True
+    )
     creator_removed = serializers.SerializerMethodField(
         help_text="The person who created the token is no longer a member (it still works)."
     )
