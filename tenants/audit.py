@@ -1,8 +1,9 @@
 """The audit trail: every write by a person, a token or the platform goes through `record`.
 
 One chain per tenant plus one for the platform. Sequence numbers are handed out under a
-transaction-scoped advisory lock per chain, so concurrent writers never interleave within a chain
-and a hash chain can later be computed in `seq` order without gaps.
+transaction-scoped advisory lock per chain, so concurrent writers never interleave within a chain;
+under the same lock each event is hash-chained to the one before it (see `tenants.audit_chain`),
+and the database refuses any UPDATE, DELETE or TRUNCATE of the trail.
 
 Actions are declared, never free text: each app lists its actions in an enum in `<app>/actions.py`
 and registers it with `register_actions`; `record` refuses anything else. Secrets never reach the
@@ -26,11 +27,12 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 from django_tenants.utils import get_public_schema_name
 
+from tenants import audit_chain
 from tenants.models import ApiToken, AuditEvent, Tenant
 
 # Advisory-lock namespace for audit chains (an arbitrary constant: "AUDT").
@@ -267,7 +269,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-@transaction.atomic
 def record(
     *,
     actor: Actor,
@@ -283,8 +284,8 @@ def record(
     """Append one event to the chain of `tenant` (default: the tenant of the current schema).
 
     Pass `tenant=None` for a platform-level event. Runs inside the caller's transaction, so the
-    event exists exactly when the change it describes does. Raises ValueError for an action no
-    app declared.
+    event exists exactly when the change it describes does, and a failure to record fails that
+    transaction. Raises ValueError for an action no app declared.
     """
     action = _declared_action(action)
     if tenant == "current":
@@ -293,25 +294,38 @@ def record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
         object_repr = object_repr or str(obj)
-    chain_id = tenant.pk if tenant is not None else 0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_AUDIT_LOCK_NAMESPACE, chain_id])
-    last = AuditEvent.objects.filter(tenant=tenant).aggregate(m=Max("seq"))["m"] or 0
-    return AuditEvent.objects.create(
-        tenant=tenant,
-        seq=last + 1,
-        occurred_at=timezone.now(),
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_label=clean_label(actor.label),
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        object_repr=clean_label(object_repr, 300),
-        before=redact(_jsonable(before)),
-        after=redact(_jsonable(after)),
-        remote_addr=actor.remote_addr,
-    )
+    tenant_id = tenant.pk if tenant is not None else None
+    # No savepoint: two round trips fewer per event, and the caller's change must not commit
+    # without its event anyway.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # From here on nobody else can append to this chain until our transaction ends.
+        tail = audit_chain.chain_tail(
+            cursor,
+            tenant_id,
+            lock=(_AUDIT_LOCK_NAMESPACE, tenant_id or 0),
+            before=redact(_jsonable(before)),
+            after=redact(_jsonable(after)),
+            remote_addr=actor.remote_addr,
+        )
+        event = AuditEvent(
+            tenant=tenant,
+            seq=tail.seq + 1,
+            occurred_at=timezone.now(),
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_label=clean_label(actor.label),
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_repr=clean_label(object_repr, 300),
+            before=tail.before,
+            after=tail.after,
+            remote_addr=tail.remote_addr,
+            prev_hash=tail.hash,
+        )
+        event.hash = audit_chain.new_event_hash(event, tail)
+        event.save(force_insert=True)
+    return event
 
 
 def _current_tenant() -> Tenant | None:

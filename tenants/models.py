@@ -145,3 +145,25 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+class AuditChainHead(models.Model):
+    """The newest event of one audit chain as it was at a moment; append-only.
+
+    Kept outside the audit table so that a chain cut short (its newest rows removed) is still
+    caught: the chain must reach every head recorded for it (see tenants.audit_chain).
+    """
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_chain_heads"
+    )
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-seq"], name="audit_head_latest")]
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.recorded_at:%Y-%m-%d %H:%M} seq {self.seq} {self.hash[:12]}…"

@@ -54,6 +54,17 @@ def record_worker_heartbeat() -> str:
     return record_worker_seen()
 
 
+@shared_task(platform_wide=True)
+def record_audit_chain_heads() -> dict[str, int]:
+    """Record each audit chain's newest event outside the audit table (daily, from beat)."""
+    from tenants.audit_chain import record_heads
+
+    counts = {"recorded": 0, "unchanged": 0, "refused": 0}
+    for outcome in record_heads():
+        counts[outcome.status] += 1
+    return counts
+
+
 def queue_invitation(membership) -> None:
     """Send the invitation once the membership is committed (and never if it is rolled back)."""
     transaction.on_commit(lambda: send_invitation_email.delay(membership.pk))
