@@ -13,3 +13,10 @@ class AuditAction(StrEnum):
 
     DASHBOARD_CREATED = "dashboard.created"
     DASHBOARD_UPDATED = "dashboard.updated"
+    PANEL_CREATED = "dashboard.panel_created"
+    PANEL_UPDATED = "dashboard.panel_updated"
+    PANEL_DELETED = "dashboard.panel_deleted"
+    METRIC_CREATED = "metric.created"
+    METRIC_UPDATED = "metric.updated"
+    METRIC_DELETED = "metric.deleted"
+    METRIC_SETTINGS_UPDATED = "metric.settings_updated"

@@ -3,8 +3,9 @@
 from django.contrib import admin
 
 from dashboards import services
-from dashboards.models import Dashboard
+from dashboards.models import Dashboard, MetricDefinition, Panel
 from tenants import audit
+from tenants.admin import ServiceErrorsMixin
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 
 
@@ -31,3 +32,50 @@ class DashboardAdmin(TenantModelAdmin):
                 title=obj.title, description=obj.description, actor=actor
             )
             obj.pk = created.pk
+
+
+@admin.register(MetricDefinition, site=tenant_admin_site)
+class MetricDefinitionAdmin(ServiceErrorsMixin, TenantModelAdmin):
+    tenant_field = None
+    list_display = ["name", "type", "category", "unit", "cardinality_limit"]
+    list_filter = ["type", "category"]
+    search_fields = ["name", "help"]
+    fields = ["name", "type", "unit", "help", "labels", "category", "cardinality_limit"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        actor = audit.Actor.from_request(request)
+        values = {name: getattr(obj, name) for name in services.METRIC_FIELDS}
+        if change:
+            services.update_metric(metric_id=obj.public_id, actor=actor, **values)
+        else:
+            obj.pk = services.create_metric(actor=actor, **values).pk
+
+    def delete_model(self, request, obj):
+        services.delete_metric(metric_id=obj.public_id, actor=audit.Actor.from_request(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return False if obj is None else super().has_delete_permission(request, obj)
+
+
+@admin.register(Panel, site=tenant_admin_site)
+class PanelAdmin(TenantModelAdmin):
+    tenant_field = None
+    list_display = ["title", "dashboard", "kind", "source", "metric", "position"]
+    list_filter = ["kind", "source"]
+    search_fields = ["title", "metric", "promql"]
+    list_select_related = ["dashboard"]
+
+    def has_add_permission(self, request):
+        return False  # panels are added on their dashboard's page
+
+    def has_change_permission(self, request, obj=None):
+        return False  # ... and edited there, with the query checked
+
+    def delete_model(self, request, obj):
+        services.delete_panel(panel_id=obj.public_id, actor=audit.Actor.from_request(request))
+
+    def has_delete_permission(self, request, obj=None):
+        return False if obj is None else super().has_delete_permission(request, obj)

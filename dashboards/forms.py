@@ -5,7 +5,13 @@ Services take the cleaned values and check them again (the admin and commands ca
 
 from __future__ import annotations
 
-from dashboards.models import Dashboard
+import math
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from dashboards.models import Dashboard, MetricDefinition, Panel
 from tenants.forms import PortalForm, TextField
 
 TITLE_MAX = Dashboard._meta.get_field("title").max_length
@@ -18,3 +24,152 @@ class DashboardForm(PortalForm):
     description = TextField(
         label="Description", max_length=DESCRIPTION_MAX, multiline=True, required=False
     )
+
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+RESERVED_LABELS = frozenset({"tenant", "le", "__name__"})
+MAX_LABELS = 20
+MAX_CARDINALITY = 100_000
+DEFAULT_CARDINALITY = 1000
+MAX_THRESHOLDS = 5
+GRID_COLUMNS = 12
+
+
+def _choice(choices, label: str, **kwargs) -> forms.ChoiceField:
+    allowed = ", ".join(value for value, _ in choices)
+    message = f"Choose one of: {allowed}."
+    return forms.ChoiceField(
+        choices=choices,
+        label=label,
+        error_messages={"required": message, "invalid_choice": message},
+        **kwargs,
+    )
+
+
+def _items(value) -> list[str]:
+    """A list sent as JSON, or the comma-separated text of a page's field."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value]
+    return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
+class LabelNamesField(forms.Field):
+    """Label names: a list, or comma-separated text ("region, plan")."""
+
+    def to_python(self, value) -> list[str]:
+        names = _items(value)
+        for name in names:
+            if not LABEL_NAME.fullmatch(name):
+                raise ValidationError(f"{name[:40]!r} is not a label name (letters, digits, _).")
+            if name in RESERVED_LABELS:
+                raise ValidationError(f"{name} is reserved: the portal sets it.")
+        if len(names) > MAX_LABELS:
+            raise ValidationError(f"At most {MAX_LABELS} labels.")
+        if len(set(names)) != len(names):
+            raise ValidationError("A label is named twice.")
+        return names
+
+
+class LabelFilterField(forms.Field):
+    """Label matchers: an object, or text "region=eu, plan=pro"."""
+
+    def to_python(self, value) -> dict[str, str]:
+        if value in (None, ""):
+            return {}
+        if isinstance(value, dict):
+            pairs = [(str(k), v) for k, v in value.items()]
+        else:
+            pairs = []
+            for item in _items(value):
+                name, sep, text = item.partition("=")
+                if not sep:
+                    raise ValidationError(f"Write label=value ({item[:40]!r} has no =).")
+                pairs.append((name.strip(), text.strip()))
+        result = {}
+        for name, text in pairs:
+            if not LABEL_NAME.fullmatch(name):
+                raise ValidationError(f"{name[:40]!r} is not a label name.")
+            if not isinstance(text, str) or len(text) > 200:
+                raise ValidationError(f"{name}: the value must be text of at most 200 characters.")
+            result[name] = text
+        return result
+
+
+class ThresholdsField(forms.Field):
+    """Threshold values in increasing order: a list of numbers, or "90, 99"."""
+
+    def to_python(self, value) -> list[float]:
+        numbers = []
+        for item in _items(value):
+            try:
+                number = float(item)
+            except ValueError:
+                raise ValidationError(f"{item[:40]!r} is not a number.") from None
+            if not math.isfinite(number):
+                raise ValidationError("Thresholds must be finite numbers.")
+            numbers.append(number)
+        if len(numbers) > MAX_THRESHOLDS:
+            raise ValidationError(f"At most {MAX_THRESHOLDS} thresholds.")
+        if numbers != sorted(numbers):
+            raise ValidationError("Give thresholds in increasing order.")
+        return numbers
+
+
+class MetricDefinitionForm(PortalForm):
+    name = TextField(label="Name", max_length=MetricDefinition._meta.get_field("name").max_length)
+    type = _choice(MetricDefinition.Type.choices, "Type")
+    unit = TextField(label="Unit", max_length=32, required=False)
+    help = TextField(label="Help", max_length=DESCRIPTION_MAX, multiline=True, required=False)
+    labels = LabelNamesField(label="Allowed labels", required=False)
+    category = _choice(MetricDefinition.Category.choices, "Category", required=False)
+    cardinality_limit = forms.IntegerField(
+        label="Cardinality limit",
+        min_value=1,
+        max_value=MAX_CARDINALITY,
+        initial=DEFAULT_CARDINALITY,
+        required=False,
+    )
+
+    def clean_category(self) -> str:
+        return self.cleaned_data.get("category") or MetricDefinition.Category.TECHNICAL
+
+    def clean_cardinality_limit(self) -> int:
+        limit = self.cleaned_data.get("cardinality_limit")
+        return DEFAULT_CARDINALITY if limit is None else limit
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if not METRIC_NAME.fullmatch(name):
+            raise ValidationError("Use letters, digits, _ and :, not starting with a digit.")
+        return name
+
+
+class PanelForm(PortalForm):
+    title = TextField(label="Title", max_length=Panel._meta.get_field("title").max_length)
+    kind = _choice(Panel.Kind.choices, "Kind")
+    source = _choice(Panel.Source.choices, "Source")
+    metric = TextField(label="Metric", max_length=200, required=False)
+    aggregation = _choice(Panel.Aggregation.choices, "Aggregation", required=False)
+    label_filter = LabelFilterField(label="Label filter", required=False)
+    promql = TextField(label="PromQL", max_length=4000, multiline=True, required=False)
+    unit = TextField(label="Unit", max_length=32, required=False)
+    thresholds = ThresholdsField(label="Thresholds", required=False)
+    x = forms.IntegerField(label="Column", min_value=0, max_value=GRID_COLUMNS - 1, initial=0)
+    y = forms.IntegerField(label="Row", min_value=0, max_value=1000, initial=0)
+    w = forms.IntegerField(label="Width", min_value=1, max_value=GRID_COLUMNS, initial=6)
+    h = forms.IntegerField(label="Height", min_value=1, max_value=24, initial=4)
+    position = forms.IntegerField(label="Position", min_value=0, max_value=10_000, initial=0)
+
+    def clean(self):
+        data = super().clean()
+        source = data.get("source")
+        if source == Panel.Source.BUILTIN and not data.get("metric"):
+            self.add_error("metric", "Name a metric of the catalog for the built-in store.")
+        if source == Panel.Source.PROMETHEUS and not data.get("promql"):
+            self.add_error("promql", "Write the PromQL expression of the panel.")
+        if not data.get("aggregation"):
+            data["aggregation"] = Panel.Aggregation.AVG
+        return data

@@ -4,11 +4,21 @@ Callers pass values `dashboards.forms.DashboardForm` has cleaned; they are check
 since the admin and commands call these services too.
 """
 
-from django.core.exceptions import ValidationError
-from django.db import transaction
+from datetime import datetime, timedelta
 
-from dashboards.forms import DESCRIPTION_MAX, TITLE_MAX
-from dashboards.models import Dashboard
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from alerts.promql import PromQLError, scope_to_tenant
+from dashboards import store
+from dashboards.forms import (
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    MetricDefinitionForm,
+    PanelForm,
+)
+from dashboards.models import Dashboard, MetricDefinition, MetricSettings, Panel
 from tenants import audit
 from tenants.forms import check_text
 
@@ -73,5 +83,178 @@ def update_dashboard(
     return dashboard
 
 
+MAX_RETENTION_DAYS = 400
+
+
 def list_dashboards():
     return Dashboard.objects.all()
+
+
+# --- Panels ----------------------------------------------------------------------------------
+
+PANEL_FIELDS = (
+    "title",
+    "kind",
+    "source",
+    "metric",
+    "aggregation",
+    "label_filter",
+    "promql",
+    "unit",
+    "thresholds",
+    "x",
+    "y",
+    "w",
+    "h",
+    "position",
+)
+
+
+def _panel_values(panel: Panel) -> dict:
+    return {name: getattr(panel, name) for name in PANEL_FIELDS}
+
+
+def _check_panel(values: dict) -> dict:
+    """Values a `PanelForm` cleaned, checked against what needs the database or the parser."""
+    form = PanelForm(data={k: v for k, v in values.items() if v is not None})
+    if not form.is_valid():
+        raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
+    values = form.cleaned_data
+    if values["source"] == Panel.Source.BUILTIN:
+        if not MetricDefinition.objects.filter(name=values["metric"]).exists():
+            raise ValidationError({"metric": [f"{values['metric']} is not in the metric catalog."]})
+        values["promql"] = ""
+    else:
+        try:
+            # Scoping also refuses an expression that names another tenant.
+            scope_to_tenant(values["promql"], connection.schema_name)
+        except PromQLError as exc:
+            raise ValidationError({"promql": [str(exc)]}) from None
+        values["metric"] = ""
+    return values
+
+
+@transaction.atomic
+def create_panel(*, dashboard_id, actor: audit.Actor, **values) -> Panel:
+    dashboard = Dashboard.objects.select_for_update().get(public_id=dashboard_id)
+    panel = Panel.objects.create(dashboard=dashboard, **_check_panel(values))
+    audit.record(
+        actor=actor, action="dashboard.panel_created", obj=panel, after=_panel_values(panel)
+    )
+    return panel
+
+
+@transaction.atomic
+def update_panel(*, panel_id, actor: audit.Actor, **values) -> Panel:
+    panel = Panel.objects.select_for_update().get(public_id=panel_id)
+    before = _panel_values(panel)
+    checked = _check_panel({**before, **{k: v for k, v in values.items() if v is not None}})
+    for name, value in checked.items():
+        setattr(panel, name, value)
+    after = _panel_values(panel)
+    if after == before:
+        return panel
+    panel.save()
+    audit.record(
+        actor=actor, action="dashboard.panel_updated", obj=panel, before=before, after=after
+    )
+    return panel
+
+
+@transaction.atomic
+def delete_panel(*, panel_id, actor: audit.Actor) -> None:
+    panel = Panel.objects.select_for_update().get(public_id=panel_id)
+    audit.record(
+        actor=actor, action="dashboard.panel_deleted", obj=panel, before=_panel_values(panel)
+    )
+    panel.delete()
+
+
+def panels_of(dashboard: Dashboard):
+    return dashboard.panels.all()
+
+
+# --- Metric catalog --------------------------------------------------------------------------
+
+METRIC_FIELDS = ("name", "type", "unit", "help", "labels", "category", "cardinality_limit")
+
+
+def _metric_values(metric: MetricDefinition) -> dict:
+    return {name: getattr(metric, name) for name in METRIC_FIELDS}
+
+
+def _check_metric(values: dict) -> dict:
+    form = MetricDefinitionForm(data={k: v for k, v in values.items() if v is not None})
+    if not form.is_valid():
+        raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
+    return form.cleaned_data
+
+
+@transaction.atomic
+def create_metric(*, actor: audit.Actor, **values) -> MetricDefinition:
+    values = _check_metric(values)
+    if MetricDefinition.objects.filter(name=values["name"]).exists():
+        raise ValidationError({"name": [f"{values['name']} is already in the catalog."]})
+    metric = MetricDefinition.objects.create(**values)
+    audit.record(actor=actor, action="metric.created", obj=metric, after=_metric_values(metric))
+    return metric
+
+
+@transaction.atomic
+def update_metric(*, metric_id, actor: audit.Actor, **values) -> MetricDefinition:
+    metric = MetricDefinition.objects.select_for_update().get(public_id=metric_id)
+    before = _metric_values(metric)
+    checked = _check_metric({**before, **{k: v for k, v in values.items() if v is not None}})
+    if checked["name"] != metric.name:
+        raise ValidationError({"name": ["A metric keeps its name (its samples are stored by it)."]})
+    if checked["type"] != metric.type and metric.series.exists():
+        raise ValidationError({"type": ["The type of a metric with samples cannot change."]})
+    for name, value in checked.items():
+        setattr(metric, name, value)
+    after = _metric_values(metric)
+    if after == before:
+        return metric
+    metric.save()
+    audit.record(actor=actor, action="metric.updated", obj=metric, before=before, after=after)
+    return metric
+
+
+@transaction.atomic
+def delete_metric(*, metric_id, actor: audit.Actor) -> None:
+    """Remove a metric from the catalog with its series and samples."""
+    metric = MetricDefinition.objects.select_for_update().get(public_id=metric_id)
+    audit.record(actor=actor, action="metric.deleted", obj=metric, before=_metric_values(metric))
+    store.delete_series_samples(list(metric.series.values_list("pk", flat=True)))
+    metric.delete()
+
+
+def list_metrics():
+    return MetricDefinition.objects.all()
+
+
+@transaction.atomic
+def update_metric_settings(*, retention_days: int, actor: audit.Actor) -> MetricSettings:
+    if not isinstance(retention_days, int) or not 1 <= retention_days <= MAX_RETENTION_DAYS:
+        raise ValidationError(
+            {"retention_days": [f"Keep samples between 1 and {MAX_RETENTION_DAYS} days."]}
+        )
+    row, _ = MetricSettings.objects.select_for_update().get_or_create(pk=1)
+    before = {"retention_days": row.retention_days}
+    row.retention_days = retention_days
+    row.save()
+    audit.record(
+        actor=actor,
+        action="metric.settings_updated",
+        obj=row,
+        object_repr="metric store settings",
+        before=before,
+        after={"retention_days": retention_days},
+    )
+    return row
+
+
+def expire_samples(*, now: datetime | None = None) -> int:
+    """Delete the tenant's samples older than its retention; returns how many went."""
+    row, _ = MetricSettings.objects.get_or_create(pk=1)
+    cutoff = (now or timezone.now()) - timedelta(days=row.retention_days)
+    return store.delete_older_than(cutoff)

@@ -5,4 +5,26 @@ from dashboards import views
 urlpatterns = [
     path("dashboards/", views.dashboard_list, name="dashboards"),
     path("dashboards/<uuid:dashboard_id>/", views.dashboard_detail, name="dashboard-page"),
+    path("dashboards/metrics/", views.metric_catalog, name="metric-catalog"),
+    path("dashboards/metrics/<uuid:metric_id>/delete/", views.metric_delete, name="metric-delete"),
+    path(
+        "dashboards/<uuid:dashboard_id>/panels/new/",
+        views.panel_create,
+        name="dashboard-panel-new",
+    ),
+    path(
+        "dashboards/<uuid:dashboard_id>/panels/<uuid:panel_id>/",
+        views.panel_edit,
+        name="dashboard-panel-edit",
+    ),
+    path(
+        "dashboards/<uuid:dashboard_id>/panels/<uuid:panel_id>/delete/",
+        views.panel_delete,
+        name="dashboard-panel-delete",
+    ),
+    path(
+        "dashboards/<uuid:dashboard_id>/panels/<uuid:panel_id>.csv",
+        views.panel_csv,
+        name="dashboard-panel-csv",
+    ),
 ]

@@ -199,6 +199,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-chain-heads": {"task": "tenants.tasks.record_audit_chain_heads", "schedule": 86400.0},
     # Automated compliance checks, expired attestations and the daily snapshot of every tenant.
     "compliance-assess": {"task": "compliance.tasks.assess_all_tenants", "schedule": 3600.0},
+    "expire-metric-samples": {"task": "dashboards.tasks.expire_samples_all", "schedule": 3600.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

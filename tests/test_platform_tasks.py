@@ -303,10 +303,11 @@ def test_a_newly_provisioned_tenant_gets_its_default_dashboards(
             slug="initech", name="Initech", admin_email=None, actor=audit.Actor.system("test")
         )
     with tenant_context(tenant):
-        dashboards = list(Dashboard.objects.values_list("pk", "title"))
-    assert dashboards == [(1, "Executive overview")]
-    event = AuditEvent.objects.get(tenant=tenant, action="dashboard.created")
-    assert event.actor_label == "default dashboards"
+        dashboards = list(Dashboard.objects.order_by("pk").values_list("pk", "title"))
+    assert dashboards == [(1, "Executive overview"), (2, "Operations"), (3, "Security")]
+    events = AuditEvent.objects.filter(tenant=tenant, action="dashboard.created")
+    assert {event.actor_label for event in events} == {"default dashboards"}
+    assert events.count() == 3
 
 
 def test_the_default_dashboards_are_created_once(db, acme):
