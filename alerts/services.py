@@ -470,3 +470,41 @@ def rotate_webhook_secret(*, actor: audit.Actor) -> None:
         object_repr="Alert intake credentials",
     )
     _changed(Target.ALERTMANAGER)
+
+
+# ---- reads for other apps (compliance checks, dashboards) ------------------------------------
+
+
+def policy_receivers(severity: str) -> list[dict] | None:
+    """The receivers of one severity's policy (None when there is no such policy): name, kind,
+    and whether it can send (enabled, with its secret set)."""
+    policy = NotificationPolicy.objects.filter(severity=severity).first()
+    if policy is None:
+        return None
+    return [
+        {"name": r.name, "kind": r.kind, "ready": bool(r.enabled and r.secret)}
+        for r in policy.receivers.order_by("name")
+    ]
+
+
+def enabled_alert_rules() -> list[dict]:
+    """Every enabled alerting rule: name, expression, labels and annotations."""
+    return [
+        {"name": r.name, "expr": r.expr, "labels": r.labels, "annotations": r.annotations}
+        for r in AlertRule.objects.filter(enabled=True, kind=AlertRule.Kind.ALERT)
+    ]
+
+
+def sync_states() -> list[dict]:
+    """Where each backend stands against what the portal holds."""
+    return [
+        {
+            "target": s.target,
+            "label": s.get_target_display(),
+            "status": s.status,
+            "error": s.error,
+            "changed_at": s.changed_at,
+            "last_success_at": s.last_success_at,
+        }
+        for s in SyncState.objects.order_by("target")
+    ]

@@ -87,35 +87,44 @@ def _model(app: str, name: str):
         return None
 
 
+def _alerting():
+    """Alerting's read functions, when the app is installed (never its models)."""
+    if not apps.is_installed("alerts"):
+        return None
+    from alerts import services
+
+    return services
+
+
 @check("p0_paging_route")
 def p0_paging_route(tenant) -> CheckResult:
-    policy_model = _model("alerts", "NotificationPolicy")
-    if policy_model is None:
+    alerting = _alerting()
+    if alerting is None:
         return not_assessed("Alerting is not installed.")
-    policy = policy_model.objects.filter(severity="P0").first()
-    if policy is None:
+    receivers = alerting.policy_receivers("P0")
+    if receivers is None:
         return failing("There is no notification policy for P0 alerts.")
-    receivers = list(policy.receivers.filter(kind__in=PAGING_KINDS))
-    if not receivers:
+    paging = [r for r in receivers if r["kind"] in PAGING_KINDS]
+    if not paging:
         return failing("The P0 policy sends to no paging receiver (PagerDuty or SMS).")
-    ready = [r for r in receivers if r.enabled and r.secret]
+    ready = [r["name"] for r in paging if r["ready"]]
     if not ready:
-        names = ", ".join(r.name for r in receivers)
+        names = ", ".join(r["name"] for r in paging)
         return failing(f"The P0 paging receivers ({names}) are disabled or have no secret set.")
-    return passing(f"P0 alerts page through {', '.join(r.name for r in ready)}.")
+    return passing(f"P0 alerts page through {', '.join(ready)}.")
 
 
-def _rule_text(rule) -> str:
-    parts = [rule.name, rule.expr, str(rule.labels), str(rule.annotations)]
+def _rule_text(rule: dict) -> str:
+    parts = [rule["name"], rule["expr"], str(rule["labels"]), str(rule["annotations"])]
     return " ".join(parts).lower().replace("-", "_")
 
 
 @check("security_alert_rules")
 def security_alert_rules(tenant) -> CheckResult:
-    rule_model = _model("alerts", "AlertRule")
-    if rule_model is None:
+    alerting = _alerting()
+    if alerting is None:
         return not_assessed("Alerting is not installed.")
-    rules = [_rule_text(r) for r in rule_model.objects.filter(enabled=True, kind="alert")]
+    rules = [_rule_text(r) for r in alerting.enabled_alert_rules()]
     missing = []
     if not any(word in text for text in rules for word in FAILED_LOGIN_WORDS):
         missing.append("failed sign-ins (e.g. a rule named failed_login…)")
@@ -128,23 +137,23 @@ def security_alert_rules(tenant) -> CheckResult:
 
 @check("backend_sync_healthy")
 def backend_sync_healthy(tenant) -> CheckResult:
-    state_model = _model("alerts", "SyncState")
-    if state_model is None:
+    alerting = _alerting()
+    if alerting is None:
         return not_assessed("Alerting is not installed.")
-    states = list(state_model.objects.all())
-    if not states or not any(s.last_success_at for s in states):
+    states = alerting.sync_states()
+    if not states or not any(s["last_success_at"] for s in states):
         return not_assessed("No backend has been synced yet (none connected?).")
     problems = []
     now = timezone.now()
     for state in states:
-        if state.status == "failed":
-            problems.append(f"{state.get_target_display()} failed: {state.error[:200]}")
+        if state["status"] == "failed":
+            problems.append(f"{state['label']} failed: {state['error'][:200]}")
         elif (
-            state.status == "pending"
-            and state.changed_at
-            and (now - state.changed_at > SYNC_PENDING_GRACE)
+            state["status"] == "pending"
+            and state["changed_at"]
+            and (now - state["changed_at"] > SYNC_PENDING_GRACE)
         ):
-            problems.append(f"{state.get_target_display()} pending since {state.changed_at:%c}")
+            problems.append(f"{state['label']} pending since {state['changed_at']:%c}")
     if problems:
         return failing("; ".join(problems))
     return passing("Every backend holds what the portal holds.")
