@@ -58,14 +58,20 @@ def post_json(url: str, payload: dict, headers: dict | None = None) -> ProviderA
         except OutboundURLError as exc:
             return ProviderAnswer(False, f"not sent: {exc}")
         try:
-            response = httpx.post(
-                target,
-                content=json.dumps(payload),
-                headers={"Content-Type": "application/json", **(headers or {}), **host_header},
-                timeout=TIMEOUT,
-                follow_redirects=False,
-                extensions=extensions,
-            )
+            # No proxy from the environment: it would connect to the name, not the checked address.
+            with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
+                request = client.build_request(
+                    "POST",
+                    target,
+                    content=json.dumps(payload),
+                    headers={
+                        "Content-Type": "application/json",
+                        **(headers or {}),
+                        **host_header,
+                    },
+                    extensions=extensions,
+                )
+                response = client.send(request)
         except httpx.HTTPError as exc:
             return ProviderAnswer(False, f"not delivered: {exc or type(exc).__name__}")
         if response.is_redirect and "location" in response.headers:

@@ -7,6 +7,7 @@ rewriting and reloading on every pass.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -72,8 +73,14 @@ class TenantAlerting:
     mute_timings: dict = field(default_factory=dict)  # name -> time_intervals entries
 
 
+# libyaml's dumper when available: the same output, several times faster for big rule files.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# Scoping parses the expression; a tenant's rules are rendered again on every sync pass.
+_scoped = functools.lru_cache(maxsize=65536)(scope_to_tenant)
+
+
 def _dump(document: dict) -> str:
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1000)
+    return yaml.dump(document, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=1000)
 
 
 def content_hash(text: str) -> str:
@@ -88,8 +95,8 @@ def render_rule(rule: RuleSpec, schema: str) -> dict:
         labels.update(severity=rule.severity, category=rule.category)
     labels["tenant"] = schema
     if rule.kind == "record":
-        return {"record": rule.name, "expr": scope_to_tenant(rule.expr, schema), "labels": labels}
-    out: dict = {"alert": rule.name, "expr": scope_to_tenant(rule.expr, schema)}
+        return {"record": rule.name, "expr": _scoped(rule.expr, schema), "labels": labels}
+    out: dict = {"alert": rule.name, "expr": _scoped(rule.expr, schema)}
     if rule.for_duration:
         out["for"] = rule.for_duration
     if rule.keep_firing_for:

@@ -409,7 +409,8 @@ def expire_silence(*, silence_id, actor: audit.Actor) -> Silence:
     silence = Silence.objects.select_for_update().get(public_id=silence_id)
     if silence.expired_at is None:
         silence.expired_at = timezone.now()
-        silence.save(update_fields=["expired_at"])
+        silence.synced = False  # pending until Alertmanager has expired it too
+        silence.save(update_fields=["expired_at", "synced"])
         audit.record(
             actor=actor,
             action="silence.expired",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,8 @@ def run_demo() -> int:
                 str(RUN_DIR / "celerybeat-schedule"),
             ],
         }
+        # Demo tenants' dashboards: 30 days of history, then samples through the ingest API.
+        commands["metrics-feed"] = [PYTHON, "manage.py", "feed_demo_metrics", "--port", port]
         # Before anything starts: the web and worker read the backends' URLs from `env`.
         commands = {**demo_monitoring(env), **commands}
         return supervise(commands, env, banner=demo_banner(port))
@@ -179,7 +182,6 @@ def _port(preferred: int) -> int:
 def demo_monitoring(env: dict[str, str]) -> dict[str, list[str]]:
     """Commands for Prometheus, Alertmanager and the demo exporter on loopback, wired to the
     portal through `env`; none when the binaries are not on PATH or a Prometheus is configured."""
-    import shutil
 
     import yaml
     from django.conf import settings
@@ -317,9 +319,16 @@ def run_tests(args: list[str]) -> int:
         env.setdefault("CELERY_TASK_DEFAULT_QUEUE", run_id)
         env.setdefault("CACHE_KEY_PREFIX", run_id)
         env.setdefault("CHANNELS_PREFIX", run_id)
+        # Rule files and the Alertmanager configuration of a test run never touch the demo's.
+        backends_dir = RUN_DIR / run_id
+        env.setdefault("PROMETHEUS_RULES_DIR", str(backends_dir / "rules"))
+        env.setdefault("ALERTMANAGER_CONFIG_PATH", str(backends_dir / "alertmanager.yml"))
         cmd = [PYTHON, "-m", "pytest", *args]
         log("running " + " ".join(cmd[1:]))
-        return subprocess.run(cmd, cwd=BASE_DIR, env=env).returncode
+        try:
+            return subprocess.run(cmd, cwd=BASE_DIR, env=env).returncode
+        finally:
+            shutil.rmtree(backends_dir, ignore_errors=True)
 
 
 def run_script(args: list[str]) -> int:

@@ -197,10 +197,14 @@ def process_env(django_db_setup) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def celery_worker(process_env, tmp_path_factory) -> Iterator[None]:
-    """A real Celery worker process, consuming this run's queues, stopped after the session."""
+    """A real Celery worker process on this run's default queue, stopped after the session.
+
+    The sync and notify queues are left to the alerting tests' own worker, which runs with the
+    backends and sinks those tests start (tests/alerting_fixtures.py).
+    """
     hostname = f"tests-{os.getpid()}@localhost"
     command = celery_worker_command(
-        settings.PORTAL_TASK_QUEUES.values(), hostname, include=["tests.celery_probe"]
+        [settings.PORTAL_TASK_QUEUES["default"]], hostname, include=["tests.celery_probe"]
     )
     with started_process(
         command,

@@ -203,15 +203,6 @@ def test_the_queues_carry_this_installations_prefix_and_the_demo_worker_consumes
     assert set(devstack.task_queues()) == set(queues.values())
 
 
-def test_the_test_worker_consumes_the_notify_queue(celery_worker, db):
-    from tenants.tasks import send_invitation_email
-
-    # Routed to the notify queue; a caller that reads the result asks for it to be stored.
-    result = send_invitation_email.apply_async(args=[987654321], ignore_result=False)
-    assert result.get(timeout=TASK_TIMEOUT) is False
-    result.forget()
-
-
 # ---- results ----------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if settings.PRODUCTION:
             raise CommandError("The demo data is not for production (MONITORING_LEVEL=production).")
-        logins = seed_demo()
+        logins = seed_demo(with_rules=True)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready; password for all: {DEMO_PASSWORD}"))
         for login in logins:
             self.stdout.write(f"  {login}")

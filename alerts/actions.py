@@ -1,0 +1,28 @@
+"""The audit actions of the alerts app: rules, receivers, policy, silences, intake credentials."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tenants import audit
+
+
+@audit.register_actions
+class AuditAction(StrEnum):
+    """What `alerts` records; the values are what the trail stores and filters on."""
+
+    ALERT_GROUP_CREATED = "alert_group.created"
+    ALERT_GROUP_UPDATED = "alert_group.updated"
+    ALERT_GROUP_DELETED = "alert_group.deleted"
+    ALERT_RULE_CREATED = "alert_rule.created"
+    ALERT_RULE_UPDATED = "alert_rule.updated"
+    ALERT_RULE_DELETED = "alert_rule.deleted"
+    RECEIVER_CREATED = "receiver.created"
+    RECEIVER_UPDATED = "receiver.updated"
+    RECEIVER_DELETED = "receiver.deleted"
+    POLICY_UPDATED = "policy.updated"
+    POLICY_DEFAULTS_CREATED = "policy.defaults_created"
+    MUTE_TIMING_SAVED = "mute_timing.saved"
+    SILENCE_CREATED = "silence.created"
+    SILENCE_EXPIRED = "silence.expired"
+    ALERT_INTAKE_SECRET_ROTATED = "alert_intake.secret_rotated"

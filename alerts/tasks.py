@@ -1,0 +1,135 @@
+"""Celery tasks that keep Prometheus and Alertmanager in step with the portal.
+
+Tasks take ids, never model instances, and are idempotent: each one re-reads the state and does
+a whole reconciliation pass, so a retry or a duplicate delivery is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from alerts import sync, sync_queue
+from alerts.models import SyncState
+from portal.backends.base import BackendError
+
+Target = SyncState.Target
+logger = logging.getLogger(__name__)
+
+
+def _current_tenant():
+    from tenants.models import Tenant
+
+    return Tenant.objects.get(schema_name=connection.schema_name)
+
+
+def _raise_if_transient(result: sync.PassResult) -> None:
+    # PortalTask retries transient BackendErrors with backoff; the state already says "failed".
+    if result.transient:
+        raise BackendError(result.error, permanent=False)
+
+
+@shared_task(max_retries=8)
+def sync_tenant_rules() -> str:
+    """The current tenant's rule file, validated, loaded and verified in Prometheus."""
+    sync_queue.starting(Target.PROMETHEUS_RULES)
+    result = sync.sync_rules(_current_tenant())
+    _raise_if_transient(result)
+    return result.status
+
+
+@shared_task(max_retries=8)
+def sync_tenant_silences() -> str:
+    sync_queue.starting(Target.SILENCES)
+    result = sync.sync_silences(_current_tenant())
+    _raise_if_transient(result)
+    return result.status
+
+
+@shared_task(max_retries=8)
+def sync_tenant_alertmanager() -> str:
+    """Alertmanager's one configuration, re-rendered for all tenants after this one changed."""
+    sync_queue.starting(Target.ALERTMANAGER)
+    results = sync.sync_alertmanager()
+    mine = results.get(connection.schema_name)
+    if mine is not None:
+        _raise_if_transient(mine)
+    return mine.status if mine else "skipped"
+
+
+@shared_task(platform_wide=True, routine=True)
+def sync_reconcile_all() -> int:
+    """Drift repair (beat): every active tenant's rules and silences, and Alertmanager's file.
+
+    Catches what a lost queue message or a restarted backend left behind; passes with nothing to
+    change are cheap (render, hash, compare, one API call). Rule files of tenants no longer
+    active are removed here too, in case the clean-up queued at deactivation was lost.
+    """
+    try:
+        removed = sync.remove_orphan_rule_files()
+    except BackendError as exc:
+        logger.warning("could not remove rule files of inactive tenants: %s", exc)
+    else:
+        if removed:
+            logger.info("removed the rule files of inactive tenants %s", ", ".join(removed))
+    count = 0
+    for tenant in sync.active_tenants():
+        with tenant_context(tenant):
+            sync_tenant_rules.delay()
+            if sync.silences_need_sync():
+                sync_tenant_silences.delay()
+            count += 1
+    sync_alertmanager_platform.delay()
+    return count
+
+
+@shared_task(platform_wide=True, max_retries=8)
+def sync_alertmanager_platform() -> int:
+    """Alertmanager's one configuration for all tenants (reconciler, tenant deactivated)."""
+    results = sync.sync_alertmanager()
+    if any(r.transient for r in results.values()):
+        raise BackendError("Alertmanager could not be brought in step", permanent=False)
+    return len(results)
+
+
+@shared_task(platform_wide=True, max_retries=8)
+def sync_remove_tenant_rules(schema: str) -> bool:
+    """A deactivated tenant's rule file goes, unless it was opened again in the meantime."""
+    from tenants.models import Tenant
+
+    if Tenant.objects.filter(schema_name=schema, is_active=True).exists():
+        return False
+    return sync.remove_rules(schema)
+
+
+TASK_FOR_TARGET = {
+    Target.PROMETHEUS_RULES: sync_tenant_rules,
+    Target.ALERTMANAGER: sync_tenant_alertmanager,
+    Target.SILENCES: sync_tenant_silences,
+}
+
+
+def task_for(target: str):
+    return TASK_FOR_TARGET[target]
+
+
+@shared_task(max_retries=6)
+def deliver_relayed_notification(
+    receiver_id: str, title: str, text: str, severity: str, status: str, reason: str
+) -> str:
+    """Send what Alertmanager handed the portal for a kind it cannot send itself."""
+    from alerts import notify
+    from alerts.models import NotificationLog, Receiver
+
+    receiver = Receiver.objects.filter(public_id=receiver_id, enabled=True).first()
+    if receiver is None:
+        return "receiver gone"
+    log = notify.send_and_log(
+        receiver, title=title, text=text, reason=reason, severity=severity, status=status
+    )
+    if log.outcome == NotificationLog.Outcome.FAILED and log.detail.startswith("not delivered"):
+        raise OSError(log.detail)  # the provider could not be reached: retry with backoff
+    return log.outcome
