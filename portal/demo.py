@@ -25,12 +25,8 @@ def demo_email(role: str, slug: str) -> str:
 
 
 @transaction.atomic
-def seed_demo(*, with_rules: bool = False) -> list[str]:
-    """Create what is missing of the demo data; return the logins.
-
-    `with_rules` also gives each demo tenant the demo alert rules (for `make demo`, whose
-    exporter makes them fire now and then; the test seed keeps tenants without rules).
-    """
+def seed_demo() -> list[str]:
+    """Create what is missing of the demo data; return the logins."""
     actor = audit.Actor.system("demo seed")
     User = get_user_model()
     logins = []
@@ -66,11 +62,4 @@ def seed_demo(*, with_rules: bool = False) -> list[str]:
                     after={"email": email, "role": role.value},
                 )
             logins.append(email)
-        if with_rules:
-            from django_tenants.utils import tenant_context
-
-            from portal.demo_exporter import ensure_demo_rules
-
-            with tenant_context(tenant):
-                ensure_demo_rules(actor)
     return logins
