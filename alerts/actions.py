@@ -23,6 +23,7 @@ class AuditAction(StrEnum):
     POLICY_UPDATED = "policy.updated"
     POLICY_DEFAULTS_CREATED = "policy.defaults_created"
     MUTE_TIMING_SAVED = "mute_timing.saved"
+    MUTE_TIMING_DELETED = "mute_timing.deleted"
     SILENCE_CREATED = "silence.created"
     SILENCE_EXPIRED = "silence.expired"
     ALERT_INTAKE_SECRET_ROTATED = "alert_intake.secret_rotated"

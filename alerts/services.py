@@ -366,6 +366,25 @@ def save_mute_timing(*, name: str, intervals: list, actor: audit.Actor) -> MuteT
     return timing
 
 
+@transaction.atomic
+def delete_mute_timing(*, name: str, actor: audit.Actor) -> MuteTiming:
+    timing = MuteTiming.objects.select_for_update().get(name=name)
+    used = sorted(timing.policies.values_list("severity", flat=True))
+    if used:
+        raise ValidationError(
+            {"mute_timing": [f"{name} mutes the policy for {', '.join(used)}; take it out first."]}
+        )
+    audit.record(
+        actor=actor,
+        action="mute_timing.deleted",
+        obj=timing,
+        before={"name": timing.name, "intervals": timing.intervals},
+    )
+    timing.delete()
+    _changed(Target.ALERTMANAGER)
+    return timing
+
+
 # ---- silences ------------------------------------------------------------------------------
 
 

@@ -115,12 +115,12 @@ def intake_url(tenant) -> str:
     return f"{base.rstrip('/')}/hooks/alertmanager/{tenant.public_id}/"
 
 
-def _usable(receiver: Receiver) -> bool:
+def receiver_is_usable(receiver: Receiver) -> bool:
     """A receiver sends once it is enabled and has what its kind needs."""
     if not receiver.enabled:
         return False
     if receiver.kind == Receiver.Kind.EMAIL:
-        return bool(receiver.settings.get("to"))
+        return bool((receiver.settings or {}).get("to"))
     return bool(receiver.secret)
 
 
@@ -130,7 +130,7 @@ def tenant_alerting(tenant) -> TenantAlerting:
     receivers = tuple(
         ReceiverSpec(id=str(r.public_id), kind=r.kind, settings=r.settings, secret=r.secret)
         for r in Receiver.objects.order_by("name")
-        if _usable(r)
+        if receiver_is_usable(r)
     )
     usable = {r.id for r in receivers}
     policies = tuple(

@@ -24,6 +24,10 @@ TENANT_PAGES = [
     "/audit/",
     "/dashboards/",
     "/alerts/rules/",
+    "/alerts/receivers/",
+    "/alerts/policy/",
+    "/alerts/silences/",
+    "/alerts/rule-file/import/",
     "/incidents/",
     "/compliance/",
 ]

@@ -1,0 +1,16 @@
+"""Routes of the alerting API (mounted under /api/v1/ by portal.api_urls)."""
+
+from rest_framework.routers import SimpleRouter
+
+from alerts.api import views
+
+router = SimpleRouter()
+router.register("alert-rules", views.AlertRuleViewSet, basename="alert-rule")
+router.register("rule-groups", views.RuleGroupViewSet, basename="rule-group")
+router.register("receivers", views.ReceiverViewSet, basename="receiver")
+router.register(
+    "notification-policies", views.NotificationPolicyViewSet, basename="notification-policy"
+)
+router.register("silences", views.SilenceViewSet, basename="silence")
+router.register("rule-file", views.RuleFileViewSet, basename="rule-file")
+urlpatterns = router.urls
