@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from tenants import audit, lifecycle, tokens
@@ -210,12 +210,18 @@ def live_tokens_created_by(tenant: Tenant, user) -> QuerySet[ApiToken]:
 
 
 def tokens_of(tenant: Tenant) -> QuerySet[ApiToken]:
-    """The tenant's tokens, each with `creator_removed`: its creator is no longer a member."""
+    """The tenant's tokens, each with `creator_removed`: a person created it and is no longer a
+    member (a token the platform issued, with no creator, has nobody to lose)."""
     creator_is_member = Membership.objects.filter(tenant=tenant, user=OuterRef("created_by"))
     return (
         ApiToken.objects.filter(tenant=tenant)
         .select_related("created_by")
-        .annotate(creator_removed=~Exists(creator_is_member))
+        .annotate(
+            creator_removed=ExpressionWrapper(
+                Q(created_by__isnull=False) & ~Exists(creator_is_member),
+                output_field=BooleanField(),
+            )
+        )
     )
 
 
@@ -227,7 +233,11 @@ def creators_removed(tokens: Collection[ApiToken]) -> set[int]:
             tenant_id__in={tenant for tenant, _ in pairs}, user_id__in={user for _, user in pairs}
         ).values_list("tenant_id", "user_id")
     )
-    return {t.pk for t in tokens if (t.tenant_id, t.created_by_id) not in members}
+    return {
+        t.pk
+        for t in tokens
+        if t.created_by_id is not None and (t.tenant_id, t.created_by_id) not in members
+    }
 
 
 @transaction.atomic

@@ -109,6 +109,14 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         teardown_databases(db_cfg, verbosity=verbosity)
 
 
+@pytest.fixture(autouse=True)
+def _back_to_the_public_schema():
+    """Each test starts where a request does: a test that left the connection in a tenant's
+    schema must not make the next one write there."""
+    yield
+    connection.set_schema_to_public()
+
+
 @pytest.fixture
 def acme(db):
     from tenants.models import Tenant

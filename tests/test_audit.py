@@ -489,7 +489,10 @@ def test_a_failed_sign_in_with_a_huge_name_and_nul_is_recorded_cut_short(acme):
 
     assert authenticate(request, username=typed, password="secret-guess-1") is None
 
-    for chain in (None, acme):
+    # The name reaches no member of acme: the platform records it, acme's trail stays clear of
+    # names that are not its people.
+    assert _since(marks, acme, "auth.sign_in_failed") == []
+    for chain in (None,):
         [event] = _since(marks, chain, "auth.sign_in_failed")
         assert len(event.actor_label) == audit.LABEL_MAX
         assert event.actor_label.startswith("evilxxx")  # NUL and the bidi override are gone
@@ -497,6 +500,14 @@ def test_a_failed_sign_in_with_a_huge_name_and_nul_is_recorded_cut_short(acme):
         assert "\x00" not in event.object_repr and "secret-guess-1" not in _everything_about(
             [event]
         )
+
+
+def test_a_non_member_signing_in_on_a_tenant_host_stays_out_of_that_tenants_trail(acme, globex):
+    marks = _chains_now(acme, globex)
+    _sign_in("acme", "admin@globex.example", "demo")
+    _sign_in("acme", "nobody@elsewhere.example", "guess-guess-1")
+    assert _since(marks, acme) == []
+    assert {e.action for e in _since(marks, None)} >= {"auth.signed_in", "auth.sign_in_failed"}
 
 
 def test_a_huge_name_with_nul_on_the_sign_in_page_is_no_server_error(acme):

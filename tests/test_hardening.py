@@ -22,7 +22,7 @@ from dashboards import services as dashboard_services
 from dashboards.models import Dashboard
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
-from tenants.provisioning import provision_tenant
+from tenants.provisioning import deactivate_tenant, provision_tenant
 from tenants.realtime.middleware import _same_origin
 from tests.conftest import BASE_DIR, PASSWORD
 from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
@@ -52,8 +52,7 @@ def test_a_deactivated_tenant_refuses_pages_api_sessions_and_tokens(client_for, 
     issued = services.create_token(
         tenant=acme, name="cron", scopes=["read"], actor=audit.Actor.system("test")
     )
-    acme.is_active = False
-    acme.save(update_fields=["is_active"])
+    deactivate_tenant(tenant=acme, actor=audit.Actor.system("test"))
 
     assert client_for("acme", "admin").get("/").status_code == 403
     assert client_for("acme", "admin").get("/api/v1/dashboards/").status_code == 403

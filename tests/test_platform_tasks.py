@@ -104,6 +104,7 @@ def test_every_task_of_the_portal_is_a_portal_task():
         "tenants.tasks.send_invitation_email",
         "tenants.tasks.refresh_all_tenant_summaries",
         "tenants.tasks.record_worker_heartbeat",
+        "tenants.tasks.record_audit_chain_heads",
     }
 
 

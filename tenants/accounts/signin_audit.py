@@ -1,8 +1,10 @@
 """Sign-in, sign-out, failed sign-in and lockout, written to the audit trail.
 
 Every event goes to the platform chain, and also to the tenant's chain when it happens on a
-tenant's host. A failed attempt is recorded under the name that was typed (cleaned and cut to
-the label's length) and the client address; the password never is.
+tenant's host and concerns one of that tenant's members (for a failed attempt: the account the
+typed name reaches). A tenant's trail never names people of other tenants. A failed attempt is
+recorded under the name that was typed (cleaned and cut to the label's length) and the client
+address; the password never is.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from django.db import transaction
 from django_tenants.utils import get_public_schema_name
 
 from tenants import audit
+from tenants.accounts.backends import find_account
 from tenants.actions import AuditAction
-from tenants.models import Tenant
+from tenants.models import Membership, Tenant
 
 NO_NAME = "(no name given)"
 
@@ -30,17 +33,23 @@ def connect() -> None:
     user_locked_out.connect(_locked_out, dispatch_uid="tenants.signin_audit.locked_out")
 
 
-def chains_of(request) -> list[Tenant | None]:
-    """The platform chain, plus the tenant's when the request is on a tenant's host."""
+def chains_of(request, user=None) -> list[Tenant | None]:
+    """The platform chain, plus the tenant's when the request is on a tenant's host and `user`
+    is one of its members."""
     tenant = getattr(request, "tenant", None)
-    if isinstance(tenant, Tenant) and tenant.schema_name != get_public_schema_name():
+    if (
+        isinstance(tenant, Tenant)
+        and tenant.schema_name != get_public_schema_name()
+        and user is not None
+        and Membership.objects.filter(tenant=tenant, user=user).exists()
+    ):
         return [None, tenant]
     return [None]
 
 
 @transaction.atomic
-def _record_on_each_chain(request, **event: Any) -> None:
-    for tenant in chains_of(request):
+def _record_on_each_chain(request, user=None, **event: Any) -> None:
+    for tenant in chains_of(request, user):
         audit.record(tenant=tenant, **event)
 
 
@@ -52,6 +61,7 @@ def _attempted(name: Any, address: str | None) -> audit.Actor:
 def _signed_in(sender, request, user, **kwargs) -> None:
     _record_on_each_chain(
         request,
+        user,
         actor=audit.Actor.for_user(user, audit.client_address(request)),
         action=AuditAction.AUTH_SIGNED_IN,
         obj=user,
@@ -63,6 +73,7 @@ def _signed_out(sender, request, user, **kwargs) -> None:
         return
     _record_on_each_chain(
         request,
+        user,
         actor=audit.Actor.for_user(user, audit.client_address(request)),
         action=AuditAction.AUTH_SIGNED_OUT,
         obj=user,
@@ -87,6 +98,7 @@ def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     refused = _was_locked_before(request, credentials)
     _record_on_each_chain(
         request,
+        find_account((credentials or {}).get("username")),
         actor=actor,
         action=AuditAction.AUTH_SIGN_IN_FAILED,
         object_type="auth.user",
@@ -101,6 +113,7 @@ def _locked_out(sender, request=None, username=None, ip_address=None, **kwargs) 
     actor = _attempted(username, audit.client_address(request) or audit.ip_or_none(ip_address))
     _record_on_each_chain(
         request,
+        find_account(username),
         actor=actor,
         action=AuditAction.AUTH_LOCKED_OUT,
         object_type="auth.user",
