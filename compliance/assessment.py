@@ -14,7 +14,7 @@ from compliance import catalog, services
 from compliance.checks import run_check
 from compliance.models import ChainVerification, ComplianceSnapshot
 from compliance.scoring import framework_scores
-from tenants import audit
+from tenants import audit, audit_chain
 
 logger = logging.getLogger(__name__)
 
@@ -22,24 +22,12 @@ logger = logging.getLogger(__name__)
 REVERIFY_AFTER = timedelta(hours=6)
 
 
-def _audit_chain():
-    """tenants.audit_chain, if the hash chain is there; None before it lands."""
-    try:
-        from tenants import audit_chain
-    except ImportError:
-        return None
-    return audit_chain if hasattr(audit_chain, "verify_chain") else None
-
-
-def verify_audit_chain(tenant, *, force: bool = False) -> ChainVerification | None:
-    """Walk the tenant's audit chain and keep the outcome; None when there is no chain code."""
-    chain = _audit_chain()
-    if chain is None:
-        return None
+def verify_audit_chain(tenant, *, force: bool = False) -> ChainVerification:
+    """Walk the tenant's audit chain and keep the outcome (a recent one is reused)."""
     last = services.latest_chain_verification()
     if not force and last is not None and timezone.now() - last.checked_at < REVERIFY_AFTER:
         return last
-    result = chain.verify_chain(tenant)
+    result = audit_chain.verify_chain(tenant)
     if not result.ok:
         logger.error(
             "audit chain %s failed verification at seq %s: %s",
@@ -76,8 +64,7 @@ def run_checks(tenant) -> dict[str, str]:
 
 
 def _chain_head_seq(tenant) -> int | None:
-    chain = _audit_chain()
-    head = chain.latest_head(tenant) if chain and hasattr(chain, "latest_head") else None
+    head = audit_chain.latest_head(tenant)
     return None if head is None else head.seq
 
 
@@ -113,7 +100,7 @@ def take_snapshots(tenant, *, day: date | None = None) -> list[ComplianceSnapsho
 class AssessmentOutcome:
     checked: int
     expired: int
-    chain_ok: bool | None
+    chain_ok: bool
     snapshots: int
     at: datetime
 
@@ -127,7 +114,7 @@ def assess(tenant, *, force_chain: bool = False) -> AssessmentOutcome:
     return AssessmentOutcome(
         checked=len(checked),
         expired=len(expired),
-        chain_ok=None if verification is None else verification.ok,
+        chain_ok=verification.ok,
         snapshots=len(snapshots),
         at=timezone.now(),
     )

@@ -50,13 +50,15 @@ def framework(code: str) -> FrameworkInfo | None:
     return None if found is None else FrameworkInfo(found.code, found.name, found.version)
 
 
-def controls() -> list[ControlInfo]:
-    """Every live control with its mappings (two queries, whatever the catalog's size)."""
+def _control_infos(codes: list[str] | None = None) -> list[ControlInfo]:
+    """Live controls (all, or those named) with their mappings, in two queries."""
     rows = Control.objects.filter(retired=False).order_by("position", "code")
+    mappings = Control.requirements.through.objects.filter(control__retired=False)
+    if codes is not None:
+        rows = rows.filter(code__in=codes)
+        mappings = mappings.filter(control__code__in=codes)
     infos = {c.code: ControlInfo(c.code, c.title, c.description, c.check_name) for c in rows}
-    mappings = Control.requirements.through.objects.filter(control__retired=False).select_related(
-        "control", "requirement__framework"
-    )
+    mappings = mappings.select_related("control", "requirement__framework")
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for link in mappings.order_by("requirement__framework__position", "requirement__position"):
         req = link.requirement
@@ -69,5 +71,11 @@ def controls() -> list[ControlInfo]:
     return list(infos.values())
 
 
+def controls() -> list[ControlInfo]:
+    """Every live control with its mappings (two queries, whatever the catalog's size)."""
+    return _control_infos()
+
+
 def control(code: str) -> ControlInfo | None:
-    return next((info for info in controls() if info.code == code), None)
+    # Only this control's rows: services look one up per check result.
+    return next(iter(_control_infos([code])), None)

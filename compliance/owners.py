@@ -13,15 +13,14 @@ def release_owner(sender, *, tenant, user, **kwargs) -> list[str]:
     """Receiver of `member_removed`: clear the person as owner of the tenant's controls."""
     with tenant_context(tenant):
         owned = ControlStatus.objects.filter(owner_email__iexact=user.email)
-        codes = list(owned.values_list("control_code", flat=True))
+        owned = list(owned.values_list("control_code", "review_date"))
         actor = audit.Actor.system("member removed")
-        for code in codes:
-            current = ControlStatus.objects.get(control_code=code)
+        for code, review_date in owned:
             services.set_owner(
                 tenant=tenant,
                 control_code=code,
                 membership_id=None,
-                review_date=current.review_date,
+                review_date=review_date,
                 actor=actor,
             )
-    return codes
+    return [code for code, _ in owned]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from compliance import catalog, services
+from compliance import catalog
 from compliance.models import ComplianceSnapshot, ControlStatus, Evidence, Status
 
 # Failing first (what needs doing), then unknown, then fine.
@@ -86,7 +86,3 @@ def trend(frameworks: list[catalog.FrameworkInfo]) -> list[TrendRow]:
         (s.framework_code, s.day): s.score for s in ComplianceSnapshot.objects.filter(day__in=days)
     }
     return [TrendRow(day, [by_key.get((f.code, day)) for f in frameworks]) for day in days]
-
-
-def statuses() -> dict[str, str]:
-    return services.statuses()

@@ -38,7 +38,7 @@ def _control_or_404(code: str) -> catalog.ControlInfo:
 def overview(request):
     frameworks = catalog.frameworks()
     rows = pages.control_rows()
-    scores = framework_scores(frameworks, [row.info for row in rows], pages.statuses())
+    scores = framework_scores(frameworks, [row.info for row in rows], services.statuses())
     return render(
         request,
         "compliance/overview.html",
@@ -271,7 +271,7 @@ def _framework_or_404(code: str) -> catalog.FrameworkInfo:
 
 def _report_context(framework: catalog.FrameworkInfo) -> dict:
     rows = pages.control_rows(framework.code)
-    [score] = framework_scores([framework], [row.info for row in rows], pages.statuses())
+    [score] = framework_scores([framework], [row.info for row in rows], services.statuses())
     return {
         "framework": framework,
         "score": score,

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.promql import PromQLError, scope_to_tenant
-from dashboards import store
+from dashboards import ingest, store
+from dashboards.actions import AuditAction
 from dashboards.forms import (
     DESCRIPTION_MAX,
     TITLE_MAX,
@@ -48,7 +49,7 @@ def create_dashboard(*, title: str, description: str = "", actor: audit.Actor) -
     )
     audit.record(
         actor=actor,
-        action="dashboard.created",
+        action=AuditAction.DASHBOARD_CREATED,
         obj=dashboard,
         after={"title": dashboard.title, "description": dashboard.description},
     )
@@ -75,7 +76,7 @@ def update_dashboard(
     dashboard.save()
     audit.record(
         actor=actor,
-        action="dashboard.updated",
+        action=AuditAction.DASHBOARD_UPDATED,
         obj=dashboard,
         before=before,
         after=after,
@@ -139,7 +140,7 @@ def create_panel(*, dashboard_id, actor: audit.Actor, **values) -> Panel:
     dashboard = Dashboard.objects.select_for_update().get(public_id=dashboard_id)
     panel = Panel.objects.create(dashboard=dashboard, **_check_panel(values))
     audit.record(
-        actor=actor, action="dashboard.panel_created", obj=panel, after=_panel_values(panel)
+        actor=actor, action=AuditAction.PANEL_CREATED, obj=panel, after=_panel_values(panel)
     )
     return panel
 
@@ -156,7 +157,7 @@ def update_panel(*, panel_id, actor: audit.Actor, **values) -> Panel:
         return panel
     panel.save()
     audit.record(
-        actor=actor, action="dashboard.panel_updated", obj=panel, before=before, after=after
+        actor=actor, action=AuditAction.PANEL_UPDATED, obj=panel, before=before, after=after
     )
     return panel
 
@@ -165,7 +166,7 @@ def update_panel(*, panel_id, actor: audit.Actor, **values) -> Panel:
 def delete_panel(*, panel_id, actor: audit.Actor) -> None:
     panel = Panel.objects.select_for_update().get(public_id=panel_id)
     audit.record(
-        actor=actor, action="dashboard.panel_deleted", obj=panel, before=_panel_values(panel)
+        actor=actor, action=AuditAction.PANEL_DELETED, obj=panel, before=_panel_values(panel)
     )
     panel.delete()
 
@@ -196,7 +197,9 @@ def create_metric(*, actor: audit.Actor, **values) -> MetricDefinition:
     if MetricDefinition.objects.filter(name=values["name"]).exists():
         raise ValidationError({"name": [f"{values['name']} is already in the catalog."]})
     metric = MetricDefinition.objects.create(**values)
-    audit.record(actor=actor, action="metric.created", obj=metric, after=_metric_values(metric))
+    audit.record(
+        actor=actor, action=AuditAction.METRIC_CREATED, obj=metric, after=_metric_values(metric)
+    )
     return metric
 
 
@@ -215,7 +218,9 @@ def update_metric(*, metric_id, actor: audit.Actor, **values) -> MetricDefinitio
     if after == before:
         return metric
     metric.save()
-    audit.record(actor=actor, action="metric.updated", obj=metric, before=before, after=after)
+    audit.record(
+        actor=actor, action=AuditAction.METRIC_UPDATED, obj=metric, before=before, after=after
+    )
     return metric
 
 
@@ -223,7 +228,9 @@ def update_metric(*, metric_id, actor: audit.Actor, **values) -> MetricDefinitio
 def delete_metric(*, metric_id, actor: audit.Actor) -> None:
     """Remove a metric from the catalog with its series and samples."""
     metric = MetricDefinition.objects.select_for_update().get(public_id=metric_id)
-    audit.record(actor=actor, action="metric.deleted", obj=metric, before=_metric_values(metric))
+    audit.record(
+        actor=actor, action=AuditAction.METRIC_DELETED, obj=metric, before=_metric_values(metric)
+    )
     store.delete_series_samples(list(metric.series.values_list("pk", flat=True)))
     metric.delete()
 
@@ -244,7 +251,7 @@ def update_metric_settings(*, retention_days: int, actor: audit.Actor) -> Metric
     row.save()
     audit.record(
         actor=actor,
-        action="metric.settings_updated",
+        action=AuditAction.METRIC_SETTINGS_UPDATED,
         obj=row,
         object_repr="metric store settings",
         before=before,
@@ -255,6 +262,5 @@ def update_metric_settings(*, retention_days: int, actor: audit.Actor) -> Metric
 
 def expire_samples(*, now: datetime | None = None) -> int:
     """Delete the tenant's samples older than its retention; returns how many went."""
-    row, _ = MetricSettings.objects.get_or_create(pk=1)
-    cutoff = (now or timezone.now()) - timedelta(days=row.retention_days)
+    cutoff = (now or timezone.now()) - timedelta(days=ingest.settings_row().retention_days)
     return store.delete_older_than(cutoff)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
@@ -63,7 +63,8 @@ class MetricDefinitionSerializer(serializers.ModelSerializer):
 
     def get_series(self, metric: MetricDefinition) -> int:
         """How many label sets the metric has (against its cardinality limit)."""
-        return metric.series.count()
+        count = getattr(metric, "series_count", None)  # annotated on lists: one query, not N
+        return metric.series.count() if count is None else count
 
     def to_internal_value(self, data):
         return MetricDefinitionInput(partial=self.partial).to_internal_value(data)
@@ -84,7 +85,7 @@ class MetricDefinitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     }
 
     def base_queryset(self) -> QuerySet:
-        return services.list_metrics()
+        return services.list_metrics().annotate(series_count=Count("series"))
 
     @extend_schema(responses={201: MetricDefinitionSerializer})
     def create(self, request):
