@@ -120,17 +120,9 @@ class TenantAdmin(ServiceErrorsMixin, admin.ModelAdmin):
         obj.schema_name = tenant.schema_name
 
     def _save_change(self, obj, form, actor) -> None:
-        changed = [field for field in form.changed_data if field != "is_active"]
-        if changed:
-            obj.save(update_fields=changed)
-            audit.record(
-                actor=actor,
-                action="tenant.updated",
-                obj=obj,
-                tenant=obj,
-                before={k: form.initial.get(k) for k in changed},
-                after={k: form.cleaned_data[k] for k in changed},
-            )
+        # The name is the only other editable field; the service checks and audits it.
+        if "name" in form.changed_data:
+            services.rename_tenant(tenant=obj, name=form.cleaned_data["name"], actor=actor)
         if "is_active" in form.changed_data:
             # Through the service: audited, and `tenant_deactivated` closes live connections.
             change_activity = reactivate_tenant if obj.is_active else deactivate_tenant

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from collections.abc import Iterable
 
@@ -31,6 +32,8 @@ from tenants.roles import Perm
 
 # A secret not picked up within this time is dropped (e.g. the redirect never arrived).
 ISSUED_TTL_SECONDS = 600
+# What `secrets.token_urlsafe(16)` gives; anything else (NUL, a megabyte) never reaches the cache.
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def _fernet() -> Fernet:
@@ -91,7 +94,9 @@ def tokens(request):
     # carries a one-time nonce.
     nonce = request.POST.get("form_nonce", "")
     try:
-        first_use = bool(nonce) and cache.add(f"token-form:{nonce}", 1, timeout=24 * 3600)
+        first_use = bool(_NONCE.fullmatch(nonce)) and cache.add(
+            f"token-form:{nonce}", 1, timeout=24 * 3600
+        )
     except RedisError:
         return unavailable(request, "Tokens cannot be created while the cache is down.")
     if not first_use:
