@@ -32,11 +32,3 @@ def parse_duration(value: str) -> int:
     if total > MAX_DURATION_MS:
         raise ValueError(f"'{value}' is longer than 10 years")
     return total
-
-
-def is_duration(value: str) -> bool:
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True

@@ -18,13 +18,13 @@ from alerts.models import AlertRule, Category, Receiver, Severity
 from alerts.outbound import OutboundURLError, check_outbound_url
 from alerts.promql import PromQLError, scope_to_tenant
 
-LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-ALERT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ALERT_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # Labels the portal sets itself: a rule may not override where its alerts go.
 RESERVED_LABELS = {"tenant", "severity", "category", "alertname"}
 ANNOTATION_KEYS = ("summary", "description", "runbook_url")
-PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def clean_text(value, *, field: str, max_length: int, required: bool = True) -> str:
@@ -70,7 +70,7 @@ def clean_labels(value, *, field: str = "Labels") -> dict[str, str]:
         raise ValidationError(f"{field}: at most 30 labels.")
     clean: dict[str, str] = {}
     for name, text in labels.items():
-        if not isinstance(name, str) or not LABEL_NAME.match(name) or name.startswith("__"):
+        if not isinstance(name, str) or not LABEL_NAME.fullmatch(name) or name.startswith("__"):
             raise ValidationError(
                 f"{field}: '{str(name)[:50]}' is not a label name (letters, digits and _, "
                 "not starting with a digit or __)."
@@ -96,7 +96,7 @@ def clean_annotations(value) -> dict[str, str]:
         text = clean_text(
             annotations.get(key, ""), field=f"Annotation {key}", max_length=4000, required=False
         )
-        if key == "runbook_url" and text and not re.match(r"^https?://\S+$", text):
+        if key == "runbook_url" and text and not re.fullmatch(r"https?://\S+", text):
             raise ValidationError("Annotation runbook_url must be an http(s) URL.")
         if text:
             clean[key] = text
@@ -166,11 +166,11 @@ class AlertRuleForm(forms.Form):
     def clean(self):
         data = super().clean()
         kind, name = data.get("kind"), data.get("name")
-        if name and kind == AlertRule.Kind.ALERT and not ALERT_NAME.match(name):
+        if name and kind == AlertRule.Kind.ALERT and not ALERT_NAME.fullmatch(name):
             self.add_error(
                 "name", "An alert name uses letters, digits and _, not starting with a digit."
             )
-        if name and kind == AlertRule.Kind.RECORD and not METRIC_NAME.match(name):
+        if name and kind == AlertRule.Kind.RECORD and not METRIC_NAME.fullmatch(name):
             self.add_error("name", "A recorded series name uses letters, digits, _ and :.")
         if kind == AlertRule.Kind.RECORD:
             for field in ("for_duration", "keep_firing_for"):
@@ -231,7 +231,7 @@ class ReceiverForm(forms.Form):
                 check_outbound_url(secret)
             except OutboundURLError as exc:
                 self.add_error("secret", f"{label}: {exc}.")
-        if secret and kind == Receiver.Kind.SMS and not PHONE.match(secret):
+        if secret and kind == Receiver.Kind.SMS and not PHONE.fullmatch(secret):
             self.add_error(
                 "secret", "Phone number must be in international form, e.g. +4155550100."
             )
@@ -247,7 +247,7 @@ class ReceiverForm(forms.Form):
             except ValidationError:
                 self.add_error("to", "E-mail address: a valid address is required.")
             host = (data.get("smarthost") or "").strip()
-            if host and not re.match(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", host):
+            if host and not re.fullmatch(r"[A-Za-z0-9.-]+:[0-9]{1,5}", host):
                 self.add_error("smarthost", "SMTP server must be host:port.")
         if kind == Receiver.Kind.SLACK and data.get("channel"):
             try:
@@ -290,7 +290,7 @@ class NotificationPolicyForm(forms.Form):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValidationError("Group by must be a list of label names.")
         for name in value:
-            if name != "..." and not LABEL_NAME.match(name):
+            if name != "..." and not LABEL_NAME.fullmatch(name):
                 raise ValidationError(f"Group by: '{name[:50]}' is not a label name.")
         return list(dict.fromkeys(value))
 
@@ -337,7 +337,7 @@ class SilenceForm(forms.Form):
             if not isinstance(matcher, dict):
                 raise ValidationError("Matchers: each matcher is {name, value, isRegex}.")
             name = matcher.get("name")
-            if not isinstance(name, str) or not LABEL_NAME.match(name):
+            if not isinstance(name, str) or not LABEL_NAME.fullmatch(name):
                 raise ValidationError(f"Matchers: '{str(name)[:50]}' is not a label name.")
             if name == "tenant":
                 raise ValidationError("Matchers: 'tenant' is set by the portal.")

@@ -42,19 +42,26 @@ def _strings(value, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or len(value) > MAX_LABELS:
         raise PayloadError(f"{where} must be an object of at most {MAX_LABELS} entries")
     for key, text in value.items():
-        if not isinstance(text, str) or len(key) > 200 or len(text) > MAX_TEXT or "\x00" in text:
+        if (
+            not isinstance(text, str)
+            or len(key) > 200
+            or len(text) > MAX_TEXT
+            or "\x00" in key + text
+        ):
             raise PayloadError(f"{where}.{str(key)[:50]} must be text of at most {MAX_TEXT} chars")
     return dict(value)
 
 
 def _time(value, where: str, required: bool) -> datetime | None:
+    if value and not isinstance(value, str):
+        raise PayloadError(f"{where} is not an RFC 3339 time")
     if not value or value.startswith("0001-01-01"):  # Go's zero time: "not ended"
         if required:
             raise PayloadError(f"{where} is required")
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (TypeError, ValueError, AttributeError):
+    except ValueError:
         raise PayloadError(f"{where} is not an RFC 3339 time") from None
 
 
@@ -97,9 +104,13 @@ def parse_notification(body: bytes, *, schema: str) -> Notification:
                 generator_url=str(item.get("generatorURL") or "")[:2000],
             )
         )
+    group_key = str(document.get("groupKey") or "")[:300]
+    if "\x00" in group_key:
+        # It becomes the reason of a notification log row: PostgreSQL text cannot hold NUL.
+        raise PayloadError("groupKey must not contain NUL characters")
     return Notification(
         status=document["status"],
-        group_key=str(document.get("groupKey") or "")[:300],
+        group_key=group_key,
         receiver=str(document.get("receiver") or "")[:200],
         alerts=tuple(alerts),
     )

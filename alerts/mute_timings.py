@@ -17,8 +17,8 @@ from django.core.exceptions import ValidationError
 from alerts.forms import clean_text
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]*")
 
 
 def _minutes(text: str) -> int:
@@ -52,7 +52,7 @@ class MuteTimingForm(forms.Form):
 
     def clean_name(self) -> str:
         name = clean_text(self.cleaned_data["name"], field="Name", max_length=100)
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValidationError(
                 "Name: use letters, digits, spaces, '.', '_' and '-', starting with a letter "
                 "or digit."
@@ -61,7 +61,7 @@ class MuteTimingForm(forms.Form):
 
     def _time(self, field: str, label: str) -> str:
         value = (self.cleaned_data.get(field) or "").strip()
-        if not _TIME.match(value):
+        if not _TIME.fullmatch(value):
             raise ValidationError(f"{label}: give a time as HH:MM, e.g. 22:00.")
         return value
 

@@ -22,7 +22,7 @@ from alerts.outbound import (
     OutboundURLError,
     check_outbound_url,
     is_allowed_host,
-    resolve_addresses,
+    public_addresses,
 )
 
 MAX_REDIRECTS = 3
@@ -42,7 +42,9 @@ def _pinned(url: str) -> tuple[str, dict, dict]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if is_allowed_host(host, port):
         return url, {}, {}
-    address = resolve_addresses(host, port)[0]
+    # Resolved and checked once, here: the connection goes to this very address, so a name
+    # re-pointed after the check (DNS rebinding) is never reached.
+    address = public_addresses(host, port)[0]
     netloc = f"[{address}]" if ":" in address else address
     if parts.port:
         netloc += f":{parts.port}"
@@ -53,7 +55,7 @@ def _pinned(url: str) -> tuple[str, dict, dict]:
 def post_json(url: str, payload: dict, headers: dict | None = None) -> ProviderAnswer:
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            check_outbound_url(url)
+            check_outbound_url(url, resolve=False)
             target, host_header, extensions = _pinned(url)
         except OutboundURLError as exc:
             return ProviderAnswer(False, f"not sent: {exc}")

@@ -66,8 +66,13 @@ def check_outbound_url(url: str, *, resolve: bool = True) -> str:
         return url
     if parts.scheme != "https":
         raise OutboundURLError("the URL must use https")
-    if not resolve:
-        return url
+    if resolve:
+        public_addresses(host, port)
+    return url
+
+
+def public_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to, all of them public; OutboundURLError otherwise."""
     addresses = resolve_addresses(host, port)
     refused = [a for a in addresses if not _is_public(a)]
     if refused:
@@ -75,4 +80,4 @@ def check_outbound_url(url: str, *, resolve: bool = True) -> str:
             f"{host} resolves to a loopback, private, link-local or reserved address "
             f"({', '.join(refused)}); the portal only calls public addresses"
         )
-    return url
+    return addresses

@@ -17,8 +17,6 @@ from alerts.promql import scope_to_tenant
 
 # Alertmanager severities as the portal names them; P0 silences the rest of the same alert.
 SEVERITIES = ("P0", "P1", "P2", "P3")
-# Kinds Alertmanager 0.25 sends itself; the rest are relayed through the portal.
-NATIVE_KINDS = {"slack", "email", "pagerduty", "webhook"}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from django_tenants.utils import get_public_schema_name, tenant_context
 
 from alerts.models import (
     AlertingSettings,
-    AlertRule,
     NotificationPolicy,
     Receiver,
     RuleGroup,
@@ -133,28 +132,23 @@ def tenant_alerting(tenant) -> TenantAlerting:
         if receiver_is_usable(r)
     )
     usable = {r.id for r in receivers}
+    # .all() on the prefetched relations: values_list() would query again for every policy.
+    stored = list(NotificationPolicy.objects.prefetch_related("receivers", "mute_timings"))
     policies = tuple(
         PolicySpec(
             severity=p.severity,
             receiver_ids=tuple(
-                sorted(
-                    str(i)
-                    for i in p.receivers.values_list("public_id", flat=True)
-                    if str(i) in usable
-                )
+                sorted(str(r.public_id) for r in p.receivers.all() if str(r.public_id) in usable)
             ),
             group_by=tuple(p.group_by or ["alertname"]),
             group_wait=p.group_wait,
             group_interval=p.group_interval,
             repeat_interval=p.repeat_interval,
-            mute_timings=tuple(sorted(p.mute_timings.values_list("name", flat=True))),
+            mute_timings=tuple(sorted(t.name for t in p.mute_timings.all())),
         )
-        for p in NotificationPolicy.objects.prefetch_related("receivers", "mute_timings")
+        for p in stored
     )
-    mutes = {}
-    for policy in NotificationPolicy.objects.prefetch_related("mute_timings"):
-        for timing in policy.mute_timings.all():
-            mutes[timing.name] = timing.intervals
+    mutes = {t.name: t.intervals for p in stored for t in p.mute_timings.all()}
     url = intake_url(tenant)
     return TenantAlerting(
         schema=tenant.schema_name,
@@ -540,9 +534,3 @@ def silences_need_sync() -> bool:
         Silence.objects.filter(expired_at__isnull=True, ends_at__gt=now).exists()
         or Silence.objects.filter(expired_at__isnull=False, synced=False).exists()
     )
-
-
-def rule_sync_summary() -> dict:
-    """What the rules page shows: each target's state, and which rules are live."""
-    states = {s.target: s for s in SyncState.objects.all()}
-    return {"states": states, "rule_count": AlertRule.objects.filter(enabled=True).count()}

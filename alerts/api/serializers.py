@@ -199,7 +199,8 @@ class RuleGroupSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "interval", "rules", "created_at", "updated_at"]
 
     def get_rules(self, group: RuleGroup) -> int:
-        return group.rules.count()
+        counted = getattr(group, "rules_counted", None)  # annotated by the API's queryset
+        return group.rules.count() if counted is None else counted
 
 
 # ---- rules -------------------------------------------------------------------------------------

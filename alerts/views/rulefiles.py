@@ -4,6 +4,7 @@ change and remove, then apply it. The uploaded file waits in the cache under a r
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 from django import forms
@@ -146,7 +147,9 @@ def rulefile_preview(request, token):
         except RuleFileError as exc:
             messages.error(request, " ".join(exc.errors[:5]))
             return redirect("alert-rulefile-import")
-        cache.delete(_key(token))
+        # The rules are applied: a cache that cannot be reached only leaves the entry to expire.
+        with contextlib.suppress(RedisError):
+            cache.delete(_key(token))
         summary = plan.summary()["rules"]
         messages.success(
             request,

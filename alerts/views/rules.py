@@ -18,7 +18,6 @@ from alerts.models import AlertRule, RuleGroup
 from alerts.preview import DEFAULT_RANGE, preview_rule
 from alerts.promql import MAX_EXPRESSION_LENGTH, PromQLError, scope_to_tenant
 from alerts.views.common import (
-    SEVERITY_BADGES,
     Target,
     actor,
     add_service_errors,
@@ -39,10 +38,6 @@ class RuleRow:
     sync_status: str
     sync_error: str
     live: queries.RuleState | None
-
-    @property
-    def severity_badge(self) -> str:
-        return SEVERITY_BADGES.get(self.rule.severity, "badge-muted")
 
 
 def _live_states(schema: str) -> tuple[dict | None, str]:

@@ -7,6 +7,7 @@ from django_tenants.utils import tenant_context
 
 from alerts import sync
 from alerts.models import SyncState
+from tenants.slugs import schema_name_for
 
 
 class Command(BaseCommand):
@@ -21,7 +22,8 @@ class Command(BaseCommand):
     def handle(self, *args, tenant: str | None = None, **options) -> None:
         tenants = list(sync.active_tenants())
         if tenant is not None:
-            tenants = [t for t in tenants if t.schema_name == tenant]
+            # Slugs have hyphens where schema names have underscores.
+            tenants = [t for t in tenants if t.schema_name == schema_name_for(tenant)]
             if not tenants:
                 raise CommandError(f"No active tenant has the slug {tenant!r}.")
         for one in tenants:
