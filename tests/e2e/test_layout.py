@@ -1,12 +1,14 @@
-"""Every main page fits a phone (390 px) and a laptop (1366 px): nothing widens the page.
+"""Every page an admin can GET fits a phone (390 px) and a laptop (1366 px): nothing widens it.
 
 The tenant holds the kind of data that used to break layouts: a 100-character token name, a
-200-character dashboard title with no spaces, and an audit event with a long value.
+200-character dashboard title with no spaces, 200-character rule and group names, a 100-character
+receiver name, and an audit event with a long value.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page
@@ -28,37 +30,106 @@ TENANT_PAGES = [
     "/alerts/policy/",
     "/alerts/silences/",
     "/alerts/rule-file/import/",
+    "/alerts/rules/new/",
+    "/alerts/receivers/new/",
     "/incidents/",
     "/compliance/",
+    "/compliance/controls/GOV-01/",
+    "/compliance/frameworks/iso27001/report/",
+    "/dashboards/metrics/",
+    "/accounts/profile/",
 ]
 
 
 @pytest.fixture(scope="module")
-def long_data(django_db_blocker) -> str:
-    """Writes the long data; returns the path of acme's Executive dashboard (Plotly panels)."""
+def long_data(django_db_blocker) -> Iterator[list[str]]:
+    """Writes the long data; yields the paths of the pages that show one object of it.
 
-    def create() -> str:
+    The rule group (with its rule) and the receiver are removed afterwards: later alerting tests
+    expect acme without rules.
+    """
+    made: dict[str, uuid.UUID] = {}
+
+    def create() -> list[str]:
         from django_tenants.utils import schema_context
 
+        from alerts import services as alerts
         from dashboards import services as dashboards
         from tenants import audit, services
-        from tenants.models import Tenant
+        from tenants.models import Membership, Tenant
 
         acme = Tenant.objects.get(schema_name="acme")
         actor = audit.Actor.system("layout check")
         tag = uuid.uuid4().hex[:6]
         services.create_token(tenant=acme, name=("t" * 94) + tag, scopes=["read"], actor=actor)
+        member = (
+            Membership.objects.filter(tenant=acme)
+            .exclude(user__email="admin@acme.example")
+            .earliest("created_at")
+        )
         with schema_context("acme"):
             dashboards.create_dashboard(
                 title=("D" * 194) + tag, description="x" * 2000, actor=actor
             )
+            group = alerts.create_group(name=("G" * 194) + tag, interval="1m", actor=actor)
+            made["group"] = group.public_id
+            rule = alerts.create_rule(
+                group_id=group.public_id,
+                kind="alert",
+                name=("R" * 194) + tag,
+                expr="sum by (job) (up) == 0",
+                for_duration="5m",
+                keep_firing_for="",
+                severity="P2",
+                category="availability",
+                labels={"team": "o" * 120},
+                annotations={"summary": "s" * 500},
+                enabled=True,
+                actor=actor,
+            )
+            receiver = alerts.create_receiver(
+                name=("r" * 94) + tag,
+                kind="slack",
+                settings={"channel": "#" + "c" * 70},
+                secret="https://hooks.example/" + "h" * 200,
+                actor=actor,
+            )
+            made["receiver"] = receiver.public_id
             from dashboards.models import Dashboard
 
             executive = Dashboard.objects.get(title="Executive overview")
-            return f"/dashboards/{executive.public_id}/"
+            panel = executive.panels.order_by("pk").first()
+            assert panel is not None, "the Executive dashboard has no panels"
+            return [
+                f"/dashboards/{executive.public_id}/",
+                f"/dashboards/{executive.public_id}/panels/new/",
+                f"/dashboards/{executive.public_id}/panels/{panel.public_id}/",
+                f"/alerts/groups/{group.public_id}/",
+                f"/alerts/rules/{rule.public_id}/",
+                f"/alerts/receivers/{receiver.public_id}/",
+                f"/members/{member.public_id}/remove/",
+            ]
+
+    def forget() -> None:
+        from django_tenants.utils import schema_context
+
+        from alerts import services as alerts
+        from tenants import audit
+
+        actor = audit.Actor.system("layout check")
+        with schema_context("acme"):
+            if "group" in made:  # its rule goes with it
+                alerts.delete_group(group_id=made["group"], actor=actor)
+            if "receiver" in made:
+                alerts.delete_receiver(receiver_id=made["receiver"], actor=actor)
 
     with django_db_blocker.unblock():
-        return committed(create)
+        paths = committed(create)
+    try:
+        yield paths
+    finally:
+        with django_db_blocker.unblock():
+            committed(forget)
 
 
 def _overflow(page: Page) -> int:
@@ -74,7 +145,7 @@ def test_every_main_page_fits_the_viewport(browsing: Browsing, long_data, width:
     page.set_viewport_size({"width": width, "height": 900})
     browsing.sign_in(page, "acme", "admin@acme.example")
     too_wide = {}
-    for path in [*TENANT_PAGES, long_data]:
+    for path in [*TENANT_PAGES, *long_data]:
         response = page.goto(browsing.site.url("acme", path))
         assert response is not None and response.status == 200, path
         overflow = _overflow(page)
