@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +30,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.helpers import IN_CI, free_port, wait_for
+
 PROMETHEUS_BIN = Path("/usr/bin/prometheus")
 ALERTMANAGER_BIN = Path("/usr/bin/prometheus-alertmanager")
 EXPORTER_JOB = "portal-test"
@@ -40,20 +41,6 @@ STOP_TIMEOUT = 10.0
 START_ATTEMPTS = 3
 
 
-def _wait_for(*args: Any, **kwargs: Any) -> object:
-    # Imported on use: tests/conftest.py imports this module; a top-level import is a cycle.
-    from tests.conftest import wait_for
-
-    return wait_for(*args, **kwargs)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def require_binary(path: Path) -> None:
     """Skip the test when `path` is not installed; under CI that is a failure, never a skip."""
     if path.is_file() and os.access(path, os.X_OK):
@@ -61,7 +48,7 @@ def require_binary(path: Path) -> None:
     message = (
         f"{path} is not installed (Debian: apt-get install prometheus prometheus-alertmanager)"
     )
-    if os.environ.get("CI"):
+    if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
 
@@ -126,7 +113,7 @@ class PrometheusServer(ServerProcess):
             samples = self.query(expr)
             return samples if len(samples) == count else None
 
-        return _wait_for(
+        return wait_for(
             counted,
             timeout=timeout,
             interval=0.1,
@@ -179,7 +166,7 @@ def _start(
             **extra,
         )
         try:
-            _wait_for(
+            wait_for(
                 lambda server=server: _ready(server),
                 timeout=READY_TIMEOUT,
                 interval=0.05,

@@ -40,9 +40,6 @@ from tests.helpers import (  # noqa: F401 (re-exported: test modules import thes
     wait_for,
 )
 
-_free_port = free_port
-_stop = stop_process
-
 # Hashing a password costs PBKDF2's million rounds: seconds per person on a busy machine, paid by
 # the seed and by every password sign-in. Tests use a fast hasher instead; processes the tests
 # start (worker, ASGI server) inherit the switch through the environment and read it in settings.

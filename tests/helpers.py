@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,11 @@ def wait_for(
 
 
 # --- clients -------------------------------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    """`prefix` with a random suffix, so names never clash across tests or runs."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def host_of(slug: str | None) -> str:

@@ -17,6 +17,7 @@ from tenants import audit
 from tenants import services as tenant_services
 from tenants.models import AuditEvent
 from tests.conftest import host_of
+from tests.helpers import unique
 
 SYSTEM = audit.Actor.system("api tests")
 RULES = "/api/v1/alert-rules/"
@@ -25,10 +26,6 @@ RECEIVERS = "/api/v1/receivers/"
 POLICIES = "/api/v1/notification-policies/"
 SILENCES = "/api/v1/silences/"
 RULE_FILE = "/api/v1/rule-file/"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def token_client(tenant, *scopes: str, host: str | None = None) -> Client:

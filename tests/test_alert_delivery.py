@@ -35,8 +35,8 @@ from tests.alerting_fixtures import (
     running_alerting_stack,
     running_sync_worker,
 )
-from tests.backend_servers import free_port
 from tests.conftest import wait_for
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.timeout(240)
 committed_alerting = alerting_fixtures.committed_alerting

@@ -25,6 +25,7 @@ from alerts.models import (
 )
 from tenants import audit
 from tenants.models import AuditEvent
+from tests.helpers import unique
 
 SYSTEM = audit.Actor.system("page tests")
 ALERT_PAGES = [
@@ -35,10 +36,6 @@ ALERT_PAGES = [
     "/alerts/rule-file/export.yml",
 ]
 EDIT_PAGES = ["/alerts/rules/new/", "/alerts/receivers/new/", "/alerts/rule-file/import/"]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def make_group(tenant, name: str | None = None, interval: str = "1m") -> RuleGroup:

@@ -19,7 +19,7 @@ from alerts.render import (
     render_rule_file,
     render_tenant_fragment,
 )
-from tests.conftest import IN_CI
+from tests.helpers import IN_CI
 
 
 def _tool(name: str) -> str:

@@ -9,7 +9,6 @@ repair could leave them, to show that the backends never get them and other tena
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.alerting_fixtures import (
     running_sync_worker,
 )
 from tests.conftest import wait_for
+from tests.helpers import unique
 
 pytestmark = pytest.mark.timeout(180)
 committed_alerting = alerting_fixtures.committed_alerting
@@ -75,10 +75,6 @@ def stack(tmp_path_factory) -> Iterator[AlertingStack]:
 def wired(settings, stack) -> AlertingStack:
     apply_settings(settings, stack)
     return stack
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def clean_rule(schema: str, **fields) -> dict:

@@ -13,6 +13,7 @@ from django.test import Client
 from django_tenants.utils import tenant_context
 
 from tests.conftest import host_of
+from tests.helpers import bearer
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -20,10 +21,6 @@ UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 def _json(client: Client, method: str, path: str, data=None, **extra):
     body = data if isinstance(data, str) else json.dumps(data if data is not None else {})
     return getattr(client, method)(path, body, content_type="application/json", **extra)
-
-
-def _bearer(secret: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
 @pytest.fixture
@@ -151,7 +148,7 @@ def test_the_index_is_for_the_tenants_members_and_read_tokens(client_for, token_
     outsider = client_for("acme", email="admin@globex.example").get("/api/v1/")
     assert outsider.status_code == 403
     assert outsider.json() == {"detail": "You do not have access to this in this tenant."}
-    reader = client_for("acme").get("/api/v1/", **_bearer(token_with("read")))
+    reader = client_for("acme").get("/api/v1/", **bearer(token_with("read")))
     assert reader.status_code == 200
 
 
@@ -271,7 +268,7 @@ def test_a_tenant_schema_resource_refuses_to_read_another_tenants_schema(acme, g
 def test_a_write_token_writes_and_sees_what_it_wrote_but_reads_nothing(acme, token_with):
     from dashboards.models import Dashboard
 
-    api, auth = Client(HTTP_HOST=host_of("acme")), _bearer(token_with("write"))
+    api, auth = Client(HTTP_HOST=host_of("acme")), bearer(token_with("write"))
     created = _json(api, "post", "/api/v1/dashboards/", {"title": "Pushed by CI"}, **auth)
     assert created.status_code == 201
     assert created.json()["title"] == "Pushed by CI"
@@ -287,7 +284,7 @@ def test_a_write_token_writes_and_sees_what_it_wrote_but_reads_nothing(acme, tok
 
 
 def test_a_read_and_write_token_reads_back_what_it_wrote(token_with):
-    api, auth = Client(HTTP_HOST=host_of("acme")), _bearer(token_with("read", "write"))
+    api, auth = Client(HTTP_HOST=host_of("acme")), bearer(token_with("read", "write"))
     created = _json(api, "post", "/api/v1/dashboards/", {"title": "Read back"}, **auth)
     assert created.status_code == 201
     fetched = api.get(f"/api/v1/dashboards/{created.json()['id']}/", **auth)
@@ -295,7 +292,7 @@ def test_a_read_and_write_token_reads_back_what_it_wrote(token_with):
 
 
 def test_a_read_token_cannot_write(token_with):
-    api, auth = Client(HTTP_HOST=host_of("acme")), _bearer(token_with("read"))
+    api, auth = Client(HTTP_HOST=host_of("acme")), bearer(token_with("read"))
     refused = _json(api, "post", "/api/v1/dashboards/", {"title": "Nope"}, **auth)
     assert refused.status_code == 403
 
@@ -409,7 +406,7 @@ def test_removing_a_member_can_rotate_and_revoke_their_tokens_in_one_step(client
     revoked.refresh_from_db()
     assert kept.revoked_at is not None and revoked.revoked_at is not None
     fresh = Client(HTTP_HOST=host_of("acme"))
-    assert fresh.get("/api/v1/", **_bearer(replacement["secret"])).status_code == 200
+    assert fresh.get("/api/v1/", **bearer(replacement["secret"])).status_code == 200
 
 
 def test_removal_refuses_tokens_the_member_did_not_create_and_changes_nothing(client_for, acme):

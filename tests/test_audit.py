@@ -30,10 +30,7 @@ from tenants.models import AuditEvent, Membership, Tenant
 from tenants.pages.audit import EXPORT_COLUMNS, PAGE_SIZE
 from tenants.provisioning import provision_tenant
 from tests.conftest import BASE_DIR, PASSWORD, host_of, submit_token_form
-
-
-def _json(client, method: str, path: str, data: dict, **extra):
-    return getattr(client, method)(path, json.dumps(data), content_type="application/json", **extra)
+from tests.helpers import send_json
 
 
 def _latest(tenant, action: str) -> AuditEvent:
@@ -105,7 +102,9 @@ def test_removing_a_member_is_recorded(client_for, acme):
 
 def test_creating_and_revoking_a_token_is_recorded(client_for, acme):
     admin = client_for("acme", "admin")
-    created = _json(admin, "post", "/api/v1/tokens/", {"name": "exporter", "scopes": ["ingest"]})
+    created = send_json(
+        admin, "post", "/api/v1/tokens/", {"name": "exporter", "scopes": ["ingest"]}
+    )
     assert created.status_code == 201
     body = created.json()
 
@@ -165,7 +164,7 @@ def test_creating_a_dashboard_on_the_page_is_recorded_in_the_tenants_chain(clien
 
 
 def test_creating_a_dashboard_through_the_api_is_recorded(client_for, acme):
-    response = _json(
+    response = send_json(
         client_for("acme", "admin"), "post", "/api/v1/dashboards/", {"title": "Revenue"}
     )
     assert response.status_code == 201
@@ -180,11 +179,13 @@ def test_updating_a_dashboard_records_before_and_after_and_an_unchanged_update_n
     client_for, acme
 ):
     client = client_for("acme", "operator")
-    created = _json(client, "post", "/api/v1/dashboards/", {"title": "Latency", "description": ""})
+    created = send_json(
+        client, "post", "/api/v1/dashboards/", {"title": "Latency", "description": ""}
+    )
     assert created.status_code == 201
     path = f"/api/v1/dashboards/{created.json()['id']}/"
 
-    changed = _json(client, "patch", path, {"title": "Latency p95"})
+    changed = send_json(client, "patch", path, {"title": "Latency p95"})
     assert changed.status_code == 200 and changed.json()["title"] == "Latency p95"
     event = _latest(acme, "dashboard.updated")
     assert event.actor_label == "operator@acme.example"
@@ -193,7 +194,7 @@ def test_updating_a_dashboard_records_before_and_after_and_an_unchanged_update_n
     assert event.after == {"title": "Latency p95", "description": ""}
 
     seq = _last_seq(acme)
-    unchanged = _json(client, "patch", path, {"title": "Latency p95", "description": ""})
+    unchanged = send_json(client, "patch", path, {"title": "Latency p95", "description": ""})
     assert unchanged.status_code == 200 and unchanged.json()["title"] == "Latency p95"
     assert _last_seq(acme) == seq  # nothing changed: nothing recorded
 
@@ -202,7 +203,7 @@ def test_a_token_is_recorded_as_a_token(client_for, acme):
     issued = services.create_token(
         tenant=acme, name="grafana sync", scopes=["write"], actor=audit.Actor.system("audit test")
     )
-    response = _json(
+    response = send_json(
         client_for("acme"),
         "post",
         "/api/v1/dashboards/",
@@ -274,8 +275,10 @@ def test_sequence_numbers_are_contiguous_per_tenant_and_independent(client_for, 
     statuses = [
         admin.post("/members/", {"email": "chain1@example.com", "role": "executive"}).status_code,
         admin.post("/members/", {"email": "chain2@example.com", "role": "operator"}).status_code,
-        _json(admin, "post", "/api/v1/tokens/", {"name": "chain", "scopes": ["read"]}).status_code,
-        _json(admin, "post", "/api/v1/dashboards/", {"title": "Chain"}).status_code,
+        send_json(
+            admin, "post", "/api/v1/tokens/", {"name": "chain", "scopes": ["read"]}
+        ).status_code,
+        send_json(admin, "post", "/api/v1/dashboards/", {"title": "Chain"}).status_code,
         globex_admin.post("/members/", {"email": "g@example.com", "role": "executive"}).status_code,
     ]
     assert statuses == [302, 302, 201, 201, 302]
@@ -358,8 +361,10 @@ def test_the_audit_trail_has_no_write_api(client_for, acme):
     client = client_for("acme", "admin")
     before = AuditEvent.objects.count()
     event = AuditEvent.objects.filter(tenant=acme).first()
-    posted = _json(client, "post", "/api/v1/audit-events/", {"action": "forged"})
-    patched = _json(client, "patch", f"/api/v1/audit-events/{event.public_id}/", {"action": "x"})
+    posted = send_json(client, "post", "/api/v1/audit-events/", {"action": "forged"})
+    patched = send_json(
+        client, "patch", f"/api/v1/audit-events/{event.public_id}/", {"action": "x"}
+    )
     deleted = client.delete(f"/api/v1/audit-events/{event.public_id}/")
     assert {posted.status_code, patched.status_code, deleted.status_code} <= {403, 405}
     assert AuditEvent.objects.count() == before
@@ -378,12 +383,12 @@ def test_a_failed_write_records_nothing(client_for, acme):
     responses = [
         admin.post("/members/", {"email": "x@example.com", "role": "root"}),
         admin.post("/members/", {"email": "operator@acme.example", "role": "admin"}),
-        _json(admin, "post", "/api/v1/members/", {"email": "not-an-email", "role": "admin"}),
+        send_json(admin, "post", "/api/v1/members/", {"email": "not-an-email", "role": "admin"}),
         submit_token_form(admin, {"name": "bad", "scopes": ["root"]}),
-        _json(admin, "post", "/api/v1/tokens/", {"name": "", "scopes": ["read"]}),
+        send_json(admin, "post", "/api/v1/tokens/", {"name": "", "scopes": ["read"]}),
         admin.post("/dashboards/", {"title": "   "}),
-        _json(admin, "post", "/api/v1/dashboards/", {"title": ""}),
-        _json(admin, "patch", f"/api/v1/members/{me.public_id}/", {"role": "operator"}),
+        send_json(admin, "post", "/api/v1/dashboards/", {"title": ""}),
+        send_json(admin, "patch", f"/api/v1/members/{me.public_id}/", {"role": "operator"}),
     ]
 
     assert [r.status_code for r in responses] == [400] * len(responses)

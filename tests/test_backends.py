@@ -25,7 +25,7 @@ from portal.backends.grafana import GrafanaBackend
 from portal.backends.health import BACKENDS, backend_statuses
 from portal.backends.prometheus import PrometheusBackend
 from portal.checks import backend_settings_check
-from tests.conftest import BASE_DIR, _free_port
+from tests.conftest import BASE_DIR, free_port
 
 UNSET = {"PROMETHEUS_URL": "", "ALERTMANAGER_URL": "", "GRAFANA_URL": "", "GRAFANA_TOKEN": ""}
 
@@ -64,7 +64,7 @@ def fresh_cache(request) -> Iterator[None]:
 
 
 def _closed_port_url() -> str:
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # ---- URLs -------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ page (by its label) and in the API (by its name), and nothing written. Unusual b
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from tenants.accounts.users import username_for
 from tenants.api.serializers import MemberRemovalSerializer
 from tenants.models import ApiToken, AuditEvent, Membership, Tenant
 from tests.conftest import submit_token_form
+from tests.helpers import send_json
 
 # A valid address of 160 characters: longer than the username column (150), within RFC limits
 # (local part <= 64, labels <= 63, address <= 254).
@@ -52,10 +52,6 @@ EMAIL = {
     "not an address": "not-an-email",
 }
 SCOPE = {**CHOICE, "Cyrillic look-alike": "r\u0435ad"}  # "rеad": a Cyrillic "е"
-
-
-def _json(client: Client, method: str, path: str, data) -> object:
-    return getattr(client, method)(path, json.dumps(data), content_type="application/json")
 
 
 def _member(tenant, email: str) -> Membership:
@@ -94,7 +90,7 @@ def _invite_page(client, field, value):
 
 def _invite_api(client, field, value):
     data = {"email": "ok.person@example.com", "role": "operator", field: value}
-    return _json(client, "post", "/api/v1/members/", data)
+    return send_json(client, "post", "/api/v1/members/", data)
 
 
 def _executive() -> Membership:
@@ -106,7 +102,7 @@ def _role_page(client, field, value):
 
 
 def _role_api(client, field, value):
-    return _json(client, "patch", f"/api/v1/members/{_executive().public_id}/", {field: value})
+    return send_json(client, "patch", f"/api/v1/members/{_executive().public_id}/", {field: value})
 
 
 def _remove_page(client, field, value):
@@ -126,7 +122,7 @@ def _token_page(client, field, value):
 def _token_api(client, field, value):
     data = {"name": "ok", "scopes": ["read"]}
     data[field] = [value] if field == "scopes" else value
-    return _json(client, "post", "/api/v1/tokens/", data)
+    return send_json(client, "post", "/api/v1/tokens/", data)
 
 
 def _dashboard_create_page(client, field, value):
@@ -139,11 +135,11 @@ def _dashboard_edit_page(client, field, value):
 
 
 def _dashboard_create_api(client, field, value):
-    return _json(client, "post", "/api/v1/dashboards/", {"title": "ok", field: value})
+    return send_json(client, "post", "/api/v1/dashboards/", {"title": "ok", field: value})
 
 
 def _dashboard_edit_api(client, field, value):
-    return _json(client, "patch", f"/api/v1/dashboards/{_dashboard_id()}/", {field: value})
+    return send_json(client, "patch", f"/api/v1/dashboards/{_dashboard_id()}/", {field: value})
 
 
 def _cases(sender: Sender, field: str, label: str | None, values: dict[str, object]):
@@ -250,7 +246,7 @@ def test_json_values_of_the_wrong_type_are_a_400_naming_the_field(
         _token_api: ("/api/v1/tokens/", "post"),
         _dashboard_create_api: ("/api/v1/dashboards/", "post"),
     }[send]
-    response = _json(admin, method, path, data)
+    response = send_json(admin, method, path, data)
     assert response.status_code == 400
     assert field in response.json()
     assert _state(acme) == before
@@ -260,7 +256,7 @@ def test_a_body_that_is_not_an_object_is_a_400(client_for, acme):
     admin = client_for("acme", "admin")
     before = _state(acme)
     for path in ("/api/v1/members/", "/api/v1/tokens/", "/api/v1/dashboards/"):
-        response = _json(admin, "post", path, ["email", "role"])
+        response = send_json(admin, "post", path, ["email", "role"])
         assert response.status_code == 400, path
     assert _state(acme) == before
 
@@ -316,7 +312,7 @@ def test_a_160_character_address_is_invited_on_the_page_and_can_sign_in(client_f
 
 
 def test_a_160_character_address_is_invited_through_the_api(client_for, acme):
-    response = _json(
+    response = send_json(
         client_for("acme", "admin"),
         "post",
         "/api/v1/members/",
@@ -363,7 +359,7 @@ def test_names_in_any_script_are_accepted_and_stored_in_nfc(client_for, acme):
     renamed = admin.post(
         "/settings/", {"name": "\u0410\u043a\u043c\u0435 \u041a\u043e\u0440\u043f"}
     )
-    dashboard = _json(
+    dashboard = send_json(
         admin,
         "post",
         "/api/v1/dashboards/",

@@ -25,6 +25,7 @@ from tenants.models import ApiToken, AuditEvent, Membership
 from tenants.provisioning import deactivate_tenant, provision_tenant
 from tenants.realtime.middleware import _same_origin
 from tests.conftest import BASE_DIR, PASSWORD
+from tests.helpers import bearer
 from tests.websockets_client import cookie_of, create_session, delete_sessions, open_presence
 
 DEAD_REDIS = {
@@ -44,10 +45,6 @@ def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def _bearer(secret: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
-
-
 def test_a_deactivated_tenant_refuses_pages_api_sessions_and_tokens(client_for, acme):
     issued = services.create_token(
         tenant=acme, name="cron", scopes=["read"], actor=audit.Actor.system("test")
@@ -56,7 +53,7 @@ def test_a_deactivated_tenant_refuses_pages_api_sessions_and_tokens(client_for, 
 
     assert client_for("acme", "admin").get("/").status_code == 403
     assert client_for("acme", "admin").get("/api/v1/dashboards/").status_code == 403
-    by_token = client_for("acme").get("/api/v1/dashboards/", **_bearer(issued.secret))
+    by_token = client_for("acme").get("/api/v1/dashboards/", **bearer(issued.secret))
     assert by_token.status_code == 401
 
 

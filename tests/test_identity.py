@@ -26,6 +26,7 @@ from tenants.accounts.backends import lockout_username, normalise_login
 from tenants.models import AuditEvent, Tenant
 from tenants.provisioning import deactivate_tenant, reactivate_tenant
 from tests.conftest import PASSWORD
+from tests.helpers import is_signed_in
 
 FAILURE_LIMIT = 5
 IP_A = "203.0.113.77"
@@ -33,10 +34,6 @@ IP_B = "198.51.100.77"
 ACCOUNT = "security@acme.example"  # has both an 's' and an 'i' to vary
 NEW_PASSWORD = "Quartz-Lantern-Meadow-42"
 SYSTEM = audit.Actor.system("identity test")
-
-
-def _signed_in(client: Client) -> bool:
-    return "_auth_user_id" in client.session
 
 
 def _sign_in(ip: str, username: str, password: str, host: str = "localhost"):
@@ -153,7 +150,7 @@ def test_no_variant_of_a_locked_address_signs_in_from_the_locked_address(db, var
     client, response = _sign_in(IP_A, variant, PASSWORD)
 
     assert response.status_code in (200, 429)
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 @pytest.mark.parametrize("variant", SAME_NAME)
@@ -163,21 +160,21 @@ def test_failures_under_any_spelling_of_the_address_lock_the_account_itself(db, 
     client, response = _sign_in(IP_A, ACCOUNT, PASSWORD)
 
     assert response.status_code == 429
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 def test_a_dotless_i_names_another_account_so_it_never_signs_in(db):
     client, response = _sign_in(IP_B, ACCOUNT.replace("i", "ı"), PASSWORD)
     assert response.status_code == 200
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
     # The real spelling still does, from the same address.
-    assert _signed_in(_sign_in(IP_B, ACCOUNT, PASSWORD)[0])
+    assert is_signed_in(_sign_in(IP_B, ACCOUNT, PASSWORD)[0])
 
 
 def test_a_compatibility_spelling_of_the_address_signs_in_when_not_locked(db):
     client, response = _sign_in(IP_B, ACCOUNT.replace("s", "ſ").upper(), PASSWORD)
     assert response.status_code == 302
-    assert _signed_in(client)
+    assert is_signed_in(client)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +192,7 @@ def test_a_3000_character_name_is_an_ordinary_failed_sign_in(db, host, path):
 
     assert response.status_code == 200
     assert b"Please enter" in response.content and b"correct" in response.content
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
     attempt = AccessAttempt.objects.get(ip_address=IP_A)
     assert len(attempt.username) == 255 and attempt.failures_since_start == 1
 
@@ -205,7 +202,7 @@ def test_a_name_with_a_nul_character_is_refused_by_the_form(db):
     response = client.post("/accounts/login/", {"username": f"{ACCOUNT}\x00", "password": "x"})
     assert response.status_code == 200
     assert b"Null characters are not allowed" in response.content
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 # ---- signing out --------------------------------------------------------------------------------
@@ -217,7 +214,7 @@ def _sign_out_on_tenant_host(tenant_client: Client) -> str:
     """POST the tenant host's sign-out; the public-site URL its page continues to."""
     response = tenant_client.post("/accounts/logout/")
     assert response.status_code == 200
-    assert not _signed_in(tenant_client)
+    assert not is_signed_in(tenant_client)
     found = META_REFRESH_RE.search(response.content.decode())
     assert found, response.content.decode()
     url = urlsplit(html.unescape(found.group(1)))
@@ -238,7 +235,7 @@ def test_signing_out_on_a_tenant_host_signs_out_of_the_public_site_too(db):
     landed = public.get(continue_to)
 
     assert landed.status_code == 302 and landed["Location"] == "/accounts/login/"
-    assert not _signed_in(public)
+    assert not is_signed_in(public)
     assert public.get("/")["Location"].startswith("/accounts/login/")
     assert tenant.get("/")["Location"].startswith("/accounts/login/")
 
@@ -251,7 +248,7 @@ def test_a_sign_out_ticket_never_signs_out_someone_else(db):
     response = bystander.get(continue_to)
 
     assert response.status_code == 302 and response["Location"] == "/"
-    assert _signed_in(bystander)
+    assert is_signed_in(bystander)
 
 
 @pytest.mark.parametrize("ticket", ["", "forged", "e30:1u2v3w:abc"])
@@ -259,7 +256,7 @@ def test_the_public_sign_out_page_without_a_valid_ticket_signs_nobody_out(db, ti
     public = _client("localhost", ACCOUNT)
     response = public.get(f"/accounts/signed-out/?ticket={ticket}")
     assert response.status_code == 302 and response["Location"] == "/"
-    assert _signed_in(public)
+    assert is_signed_in(public)
 
 
 def test_the_public_sign_out_page_does_not_accept_a_post(db):
@@ -372,7 +369,7 @@ def _change_password(client: Client, old: str, new1: str, new2: str | None = Non
 def test_changing_ones_password_keeps_this_session_ends_others_and_is_audited(db, host):
     here = _client(host, ACCOUNT, REMOTE_ADDR=IP_A)
     elsewhere = _client("globex.localhost" if host == "localhost" else "localhost", ACCOUNT)
-    assert _signed_in(elsewhere)
+    assert is_signed_in(elsewhere)
 
     response = _change_password(here, PASSWORD, NEW_PASSWORD)
 
@@ -380,8 +377,8 @@ def test_changing_ones_password_keeps_this_session_ends_others_and_is_audited(db
     after = here.get("/accounts/profile/")
     assert after.status_code == 200 and b"Your password was changed." in after.content
     assert elsewhere.get("/accounts/profile/").status_code == 302  # its session ended
-    assert _signed_in(_sign_in(IP_B, ACCOUNT, NEW_PASSWORD)[0])
-    assert not _signed_in(_sign_in(IP_B, ACCOUNT, PASSWORD)[0])
+    assert is_signed_in(_sign_in(IP_B, ACCOUNT, NEW_PASSWORD)[0])
+    assert not is_signed_in(_sign_in(IP_B, ACCOUNT, PASSWORD)[0])
     event = AuditEvent.objects.get(tenant=None, action="auth.password_changed")
     assert event.actor_label == ACCOUNT and event.remote_addr == IP_A
     assert NEW_PASSWORD not in str(event.after) and "pbkdf2" not in str(event.after)
@@ -605,4 +602,4 @@ def test_the_platform_admin_deactivates_people_through_the_service(
     assert response.status_code == 302
     assert [call["user"].pk for call in sent] == [person.pk]
     assert AuditEvent.objects.filter(tenant=None, action="user.deactivated").exists()
-    assert not _signed_in(_sign_in(IP_B, person.email, PASSWORD, host="globex.localhost")[0])
+    assert not is_signed_in(_sign_in(IP_B, person.email, PASSWORD, host="globex.localhost")[0])

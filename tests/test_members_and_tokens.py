@@ -22,20 +22,11 @@ from django.utils import timezone
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent, Membership
 from tests.conftest import psycopg_params, submit_token_form, wait_for
+from tests.helpers import bearer, send_json
 
 NEW_PASSWORD = "Correct-Horse-9-Battery!"
 SECRET_RE = re.compile(r"mpt_[A-Za-z0-9_\-]{20,}")
 INVITE_RE = re.compile(r"https?://[^\s<\"]+/accounts/reset/[^\s<\"]+/")
-
-
-def _json(client: Client, method: str, path: str, data: dict | None = None, **extra):
-    return getattr(client, method)(
-        path, json.dumps(data or {}), content_type="application/json", **extra
-    )
-
-
-def _bearer(secret: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
 def _member(tenant, email: str) -> Membership:
@@ -78,7 +69,7 @@ class Inviter:
         data = {"email": email, "role": role}
         with self._capture(execute=True) as callbacks:
             if api:
-                response = _json(self.admin, "post", "/api/v1/members/", data)
+                response = send_json(self.admin, "post", "/api/v1/members/", data)
             else:
                 response = self.admin.post("/members/", data)
         return response, callbacks
@@ -192,7 +183,7 @@ def test_inviting_an_existing_user_adds_the_membership_and_e_mails_no_set_passwo
 
 def test_inviting_through_the_api_creates_the_membership(client_for, acme):
     email = "api.invitee@example.com"
-    response = _json(
+    response = send_json(
         client_for("acme", "admin"),
         "post",
         "/api/v1/members/",
@@ -297,7 +288,7 @@ def test_an_admin_changes_a_role_on_the_page(client_for, acme):
 
 def test_an_admin_changes_a_role_through_the_api(client_for, acme):
     executive = _member(acme, "executive@acme.example")
-    response = _json(
+    response = send_json(
         client_for("acme", "admin"),
         "patch",
         f"/api/v1/members/{executive.public_id}/",
@@ -313,7 +304,7 @@ def test_a_bad_role_in_a_role_change_is_a_400_and_changes_nothing(client_for, ac
     executive = _member(acme, "executive@acme.example")
     admin = client_for("acme", "admin")
     before = _counts(acme)
-    response = _json(
+    response = send_json(
         admin,
         "patch",
         f"/api/v1/members/{executive.public_id}/",
@@ -358,7 +349,7 @@ def test_the_last_admin_cannot_be_demoted_or_removed_through_the_api(client_for,
     client = client_for("acme", "admin")
     before = _counts(acme)
 
-    demote = _json(
+    demote = send_json(
         client, "patch", f"/api/v1/members/{admin_membership.public_id}/", {"role": "security"}
     )
     remove = client.delete(f"/api/v1/members/{admin_membership.public_id}/")
@@ -444,7 +435,7 @@ def test_a_token_created_on_the_page_shows_its_secret_once_and_stores_only_its_h
     assert secret not in listed
     assert secret not in admin.get("/api/v1/tokens/").content.decode()
     # It works.
-    used = client_for("acme").get("/api/v1/dashboards/", **_bearer(secret))
+    used = client_for("acme").get("/api/v1/dashboards/", **bearer(secret))
     assert used.status_code == 200
 
 
@@ -482,7 +473,7 @@ def test_a_refused_token_form_can_be_corrected_and_sent_again(client_for, acme):
 
 def test_a_token_created_through_the_api_returns_its_secret_once(client_for, acme):
     admin = client_for("acme", "admin")
-    response = _json(admin, "post", "/api/v1/tokens/", {"name": "ci", "scopes": ["read"]})
+    response = send_json(admin, "post", "/api/v1/tokens/", {"name": "ci", "scopes": ["read"]})
 
     assert response.status_code == 201, response.content
     assert response["Cache-Control"] == "no-store"
@@ -519,7 +510,7 @@ def test_bad_scopes_through_the_api_are_a_400_naming_scopes_and_write_nothing(
 ):
     admin = client_for("acme", "admin")
     before = _counts(acme)
-    response = _json(admin, "post", "/api/v1/tokens/", {"name": "bad", "scopes": scopes})
+    response = send_json(admin, "post", "/api/v1/tokens/", {"name": "bad", "scopes": scopes})
     assert response.status_code == 400
     assert "scopes" in response.json()
     assert "secret" not in response.json()
@@ -530,7 +521,7 @@ def test_an_expiry_in_the_past_is_a_400_naming_expires_at(client_for, acme):
     admin = client_for("acme", "admin")
     before = _counts(acme)
     past = (timezone.now() - timedelta(hours=1)).isoformat()
-    response = _json(
+    response = send_json(
         admin,
         "post",
         "/api/v1/tokens/",
@@ -544,14 +535,14 @@ def test_an_expiry_in_the_past_is_a_400_naming_expires_at(client_for, acme):
 def test_a_token_revoked_on_the_page_gets_401(client_for, acme):
     issued = _issue(acme)
     api = client_for("acme")
-    assert api.get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 200
+    assert api.get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 200
 
     response = client_for("acme", "admin").post(f"/tokens/{issued.token.public_id}/revoke/")
 
     assert response.status_code == 302
     issued.token.refresh_from_db()
     assert issued.token.revoked_at is not None
-    assert api.get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 401
+    assert api.get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 401
     # Still listed, marked revoked.
     assert "revoked" in client_for("acme", "admin").get("/tokens/").content.decode()
 
@@ -563,25 +554,25 @@ def test_a_token_revoked_through_the_api_gets_401(client_for, acme):
     assert response.json()["revoked_at"] is not None
     issued.token.refresh_from_db()
     assert issued.token.revoked_at is not None
-    denied = client_for("acme").get("/api/v1/members/", **_bearer(issued.secret))
+    denied = client_for("acme").get("/api/v1/members/", **bearer(issued.secret))
     assert denied.status_code == 401
 
 
 def test_an_expired_token_gets_401(client_for, acme):
     issued = _issue(acme, expires_at=timezone.now() + timedelta(hours=1))
     api = client_for("acme")
-    assert api.get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 200
+    assert api.get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 200
 
     ApiToken.objects.filter(pk=issued.token.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
 
-    assert api.get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 401
+    assert api.get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 401
 
 
 def test_an_unknown_or_malformed_token_gets_401(client_for):
     api = client_for("acme")
-    assert api.get("/api/v1/dashboards/", **_bearer("mpt_not-a-real-token")).status_code == 401
+    assert api.get("/api/v1/dashboards/", **bearer("mpt_not-a-real-token")).status_code == 401
     malformed = api.get("/api/v1/dashboards/", HTTP_AUTHORIZATION="Bearer two parts")
     assert malformed.status_code == 401
 
@@ -591,7 +582,7 @@ def test_using_a_token_sets_last_used_at(client_for, acme):
     assert issued.token.last_used_at is None
     started = timezone.now()
 
-    response = client_for("acme").get("/api/v1/dashboards/", **_bearer(issued.secret))
+    response = client_for("acme").get("/api/v1/dashboards/", **bearer(issued.secret))
 
     assert response.status_code == 200
     issued.token.refresh_from_db()
@@ -602,11 +593,9 @@ def test_using_a_token_sets_last_used_at(client_for, acme):
 def test_another_tenants_token_gets_401(client_for, globex):
     issued = _issue(globex)
     assert (
-        client_for("globex").get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 200
+        client_for("globex").get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 200
     )
-    assert (
-        client_for("acme").get("/api/v1/dashboards/", **_bearer(issued.secret)).status_code == 401
-    )
+    assert client_for("acme").get("/api/v1/dashboards/", **bearer(issued.secret)).status_code == 401
 
 
 # ---- what an invitation reveals ----------------------------------------------------------------
@@ -762,11 +751,11 @@ def test_removing_a_member_rotates_and_revokes_their_tokens_in_one_step(client_f
     assert admin.get("/tokens/issued/")["Location"] == "/tokens/"  # shown once
 
     api = client_for("acme")
-    assert api.get("/api/v1/dashboards/", **_bearer(new_secret)).status_code == 200
+    assert api.get("/api/v1/dashboards/", **bearer(new_secret)).status_code == 200
     for gone in ("exporter", "backup"):
-        assert api.get("/api/v1/dashboards/", **_bearer(tokens[gone].secret)).status_code == 401
+        assert api.get("/api/v1/dashboards/", **bearer(tokens[gone].secret)).status_code == 401
     # Tokens belong to the tenant: the one left alone still works.
-    assert api.get("/api/v1/dashboards/", **_bearer(tokens["kept"].secret)).status_code == 200
+    assert api.get("/api/v1/dashboards/", **bearer(tokens["kept"].secret)).status_code == 200
     replacement = ApiToken.objects.get(tenant=acme, name="exporter", revoked_at__isnull=True)
     assert replacement.created_by.email == "admin@acme.example"
     actions = list(
@@ -922,7 +911,7 @@ def test_another_tenants_membership_is_a_404_in_the_api_and_unchanged(client_for
     admin = client_for("acme", "admin")
 
     read = admin.get(f"/api/v1/members/{target.public_id}/")
-    role = _json(admin, "patch", f"/api/v1/members/{target.public_id}/", {"role": "executive"})
+    role = send_json(admin, "patch", f"/api/v1/members/{target.public_id}/", {"role": "executive"})
     remove = admin.delete(f"/api/v1/members/{target.public_id}/")
 
     assert (read.status_code, role.status_code, remove.status_code) == (404, 404, 404)

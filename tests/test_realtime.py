@@ -20,25 +20,24 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import redis
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.layers import get_channel_layer
 from channels.routing import URLRouter
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.urls import path
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 
-from portal.scoping import GROUP_NAME_MAX, member_group, tenant_group, tenant_key, tenant_wide_group
+from portal.scoping import GROUP_NAME_MAX, member_group, tenant_group, tenant_wide_group
 from tenants import audit, lifecycle, services
 from tenants.realtime.base import TenantConsumer
 from tenants.realtime.consumers import CLOSE_FORBIDDEN
 from tenants.realtime.middleware import TenantFromHostMiddleware
 from tenants.roles import Perm, Role
 from tests.conftest import BASE_DIR, host_of, wait_for
+from tests.helpers import stored_viewer_ids, wait_for_message
 from tests.websockets_client import (
     InProcessSocket,
     close_code_within,
@@ -139,19 +138,6 @@ def membership_id(tenant, person: Person):
 # --- Reading sockets -----------------------------------------------------------------------------
 
 
-def next_message(ws: ClientConnection, wanted: Callable[[dict], bool], what: str) -> dict:
-    """Read messages until one is `wanted`; fail after 10 seconds."""
-    deadline = time.monotonic() + 10
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            message = json.loads(ws.recv(timeout=left))
-        except TimeoutError:
-            break
-        if wanted(message):
-            return message
-    raise AssertionError(f"no {what} within 10s")
-
-
 def viewers_in(message: dict) -> dict[str, str]:
     """Viewer id -> role of a presence message ({} for any other message)."""
     if message.get("type") != "presence":
@@ -161,7 +147,7 @@ def viewers_in(message: dict) -> dict[str, str]:
 
 def presence_lists(ws: ClientConnection, *ids: str, absent: tuple[str, ...] = ()) -> dict:
     """The first presence update listing every one of `ids` and none of `absent`."""
-    return next_message(
+    return wait_for_message(
         ws,
         lambda m: (seen := viewers_in(m)) and set(ids) <= set(seen) and not set(absent) & set(seen),
         f"presence listing {ids} without {absent}",
@@ -170,15 +156,6 @@ def presence_lists(ws: ClientConnection, *ids: str, absent: tuple[str, ...] = ()
 
 def live_presence(server: str, person: Person, slug: str = LONG_SLUG):
     return open_socket(server, host_of(slug), "/ws/presence/", person.cookie)
-
-
-def stored_viewers(schema: str) -> set[str]:
-    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    try:
-        entries = client.hgetall(tenant_key(schema, "presence")).values()
-        return {json.loads(entry)["id"] for entry in entries}
-    finally:
-        client.close()
 
 
 def refused_status(server: str, host: str, **kwargs) -> int:
@@ -447,7 +424,7 @@ def test_a_removed_member_is_closed_within_a_second_and_leaves_presence(
         with live_presence(live_server_url, member) as ws:
             presence_lists(ws, member.id, admin.id)
             presence_lists(colleague, admin.id, member.id)
-            assert member.id in stored_viewers(long_tenant.schema_name)
+            assert member.id in stored_viewer_ids(long_tenant.schema_name)
 
             started = time.monotonic()
             with django_db_blocker.unblock():
@@ -461,7 +438,7 @@ def test_a_removed_member_is_closed_within_a_second_and_leaves_presence(
 
         # The others hear at once that the removed member has gone.
         presence_lists(colleague, admin.id, absent=(member.id,))
-        assert member.id not in stored_viewers(long_tenant.schema_name)
+        assert member.id not in stored_viewer_ids(long_tenant.schema_name)
     assert code == CLOSE_FORBIDDEN
     assert elapsed < REVOKED_WITHIN + MARGIN
     # And they cannot come back.
@@ -485,15 +462,15 @@ def test_a_role_change_that_keeps_the_permission_keeps_the_socket_open(
                 actor=ACTOR,
             )
         # Everyone sees the new role, the member included...
-        updated = next_message(
+        updated = wait_for_message(
             colleague,
             lambda m: viewers_in(m).get(member.id) == "security",
             "presence with the new role",
         )
-        next_message(ws, lambda m: viewers_in(m).get(member.id) == "security", "new role")
+        wait_for_message(ws, lambda m: viewers_in(m).get(member.id) == "security", "new role")
         # ...and the member's socket still answers.
         ws.send(json.dumps({"type": "ping"}))
-        assert next_message(ws, lambda m: m.get("type") == "pong", "pong") == {"type": "pong"}
+        assert wait_for_message(ws, lambda m: m.get("type") == "pong", "pong") == {"type": "pong"}
     assert viewers_in(updated)[admin.id] == "admin"
 
 

@@ -13,6 +13,7 @@ from django.test import Client
 from tenants import audit, services
 from tenants.models import Membership
 from tests.conftest import BASE_DIR, PASSWORD
+from tests.helpers import is_signed_in
 
 FAILURE_LIMIT = 5
 IP_A = "203.0.113.10"
@@ -32,10 +33,6 @@ def _login(ip: str, username: str, password: str, host: str = "localhost", **ext
     return client, response
 
 
-def _signed_in(client: Client) -> bool:
-    return "_auth_user_id" in client.session
-
-
 def _fail(ip: str, username: str, times: int, host: str = "localhost") -> None:
     for attempt in range(times):
         _, response = _login(ip, username, f"wrong-{attempt}", host=host)
@@ -45,14 +42,14 @@ def _fail(ip: str, username: str, times: int, host: str = "localhost") -> None:
 def test_the_right_password_signs_in(db):
     client, response = _login(IP_A, USER_X, PASSWORD)
     assert response.status_code == 302
-    assert _signed_in(client)
+    assert is_signed_in(client)
 
 
 def test_failures_below_the_limit_do_not_lock(db):
     _fail(IP_A, USER_X, FAILURE_LIMIT - 1)
     client, response = _login(IP_A, USER_X, PASSWORD)
     assert response.status_code == 302
-    assert _signed_in(client)
+    assert is_signed_in(client)
 
 
 def test_after_the_failure_limit_the_account_is_locked_from_that_address(db):
@@ -62,14 +59,14 @@ def test_after_the_failure_limit_the_account_is_locked_from_that_address(db):
 
     assert response.status_code == 429
     assert b"Too many failed sign-ins" in response.content
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 def test_a_locked_account_is_locked_on_tenant_hosts_too(db):
     _fail(IP_A, USER_X, FAILURE_LIMIT)
     client, response = _login(IP_A, USER_X, PASSWORD, host="acme.localhost")
     assert response.status_code == 429
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 def test_the_locked_person_can_still_sign_in_from_another_address(db):
@@ -79,7 +76,7 @@ def test_the_locked_person_can_still_sign_in_from_another_address(db):
     client, response = _login(IP_B, USER_X, PASSWORD)
 
     assert response.status_code == 302
-    assert _signed_in(client)
+    assert is_signed_in(client)
 
 
 def test_another_person_can_still_sign_in_from_the_locked_address(db):
@@ -89,7 +86,7 @@ def test_another_person_can_still_sign_in_from_the_locked_address(db):
     client, response = _login(IP_A, USER_Y, PASSWORD)
 
     assert response.status_code == 302
-    assert _signed_in(client)
+    assert is_signed_in(client)
 
 
 @pytest.mark.parametrize("variant", [USER_X.upper(), f"  {USER_X.title()} "])
@@ -100,14 +97,14 @@ def test_case_and_space_variants_of_the_name_count_towards_one_lockout(db, varia
     for name in (USER_X, variant):
         client, response = _login(IP_A, name, PASSWORD)
         assert response.status_code == 429, name
-        assert not _signed_in(client)
+        assert not is_signed_in(client)
 
 
 def test_a_forwarded_for_header_does_not_escape_the_lockout(db):
     _fail(IP_A, USER_X, FAILURE_LIMIT)
     client, response = _login(IP_A, USER_X, PASSWORD, HTTP_X_FORWARDED_FOR=IP_B)
     assert response.status_code == 429
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 # ---- headers -----------------------------------------------------------------------------------
@@ -217,7 +214,7 @@ def test_a_sign_in_without_a_csrf_token_is_refused(db):
     client = Client(enforce_csrf_checks=True, HTTP_HOST="localhost")
     response = client.post("/accounts/login/", {"username": USER_X, "password": PASSWORD})
     assert response.status_code == 403
-    assert not _signed_in(client)
+    assert not is_signed_in(client)
 
 
 def test_the_api_with_a_session_needs_a_csrf_token(acme):
@@ -409,9 +406,9 @@ def test_the_demo_data_is_refused_in_production(process_env):
 
 
 def test_the_demo_stack_refuses_production_before_starting_anything(process_env):
-    from tests.conftest import _free_port
+    from tests.conftest import free_port
 
-    env = _env(process_env, MONITORING_LEVEL="production", PORTAL_PORT=str(_free_port()))
+    env = _env(process_env, MONITORING_LEVEL="production", PORTAL_PORT=str(free_port()))
     proc = subprocess.Popen(
         [sys.executable, "-m", "portal.devstack", "demo"],
         cwd=BASE_DIR,

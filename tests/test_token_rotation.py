@@ -5,6 +5,7 @@ import re
 
 from tenants import audit, services
 from tenants.models import ApiToken, AuditEvent
+from tests.helpers import bearer
 
 SECRET_RE = re.compile(r"mpt_[A-Za-z0-9_\-]{20,}")
 
@@ -13,10 +14,6 @@ def _issue(acme, name="exporter", scopes=("read", "ingest")):
     return services.create_token(
         tenant=acme, name=name, scopes=list(scopes), actor=audit.Actor.system("test")
     )
-
-
-def _bearer(secret):
-    return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
 
 def test_rotating_on_the_page_shows_a_new_secret_once_and_kills_the_old_one(client_for, acme):
@@ -36,8 +33,8 @@ def test_rotating_on_the_page_shows_a_new_secret_once_and_kills_the_old_one(clie
     new_secret = shown.pop()
     live = ApiToken.objects.get(tenant=acme, name="exporter", revoked_at__isnull=True)
     assert live.scopes == ["ingest", "read"]
-    assert client_for("acme").get("/api/v1/dashboards/", **_bearer(new_secret)).status_code == 200
-    assert client_for("acme").get("/api/v1/dashboards/", **_bearer(old.secret)).status_code == 401
+    assert client_for("acme").get("/api/v1/dashboards/", **bearer(new_secret)).status_code == 200
+    assert client_for("acme").get("/api/v1/dashboards/", **bearer(old.secret)).status_code == 401
     actions = list(
         AuditEvent.objects.filter(tenant=acme, action__startswith="token.")
         .order_by("-seq")
@@ -82,7 +79,7 @@ def test_no_one_rotates_another_tenants_token_or_with_a_token(client_for, acme, 
 
     cross = client_for("acme", "admin").post(f"/tokens/{theirs.token.public_id}/rotate/")
     by_token = client_for("acme").post(
-        f"/api/v1/tokens/{mine.token.public_id}/rotate/", **_bearer(mine.secret)
+        f"/api/v1/tokens/{mine.token.public_id}/rotate/", **bearer(mine.secret)
     )
     by_operator = client_for("acme", "operator").post(f"/tokens/{mine.token.public_id}/rotate/")
 
