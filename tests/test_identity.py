@@ -603,3 +603,23 @@ def test_the_platform_admin_deactivates_people_through_the_service(
     assert [call["user"].pk for call in sent] == [person.pk]
     assert AuditEvent.objects.filter(tenant=None, action="user.deactivated").exists()
     assert not is_signed_in(_sign_in(IP_B, person.email, PASSWORD, host="globex.localhost")[0])
+
+
+def test_the_platform_admin_renames_a_tenant_through_the_service(acme):
+    response = _platform_admin().post(
+        f"/admin/tenants/tenant/{acme.pk}/change/", {"name": "Acme Renamed", "is_active": "on"}
+    )
+    assert response.status_code == 302
+    acme.refresh_from_db()
+    assert acme.name == "Acme Renamed" and acme.is_active
+    event = AuditEvent.objects.filter(tenant=acme, action="tenant.renamed").latest("seq")
+    assert event.after == {"name": "Acme Renamed"}
+
+
+@pytest.mark.parametrize("name", ["Acme\x00Corp", "x" * 300, "Acme\u202eCorp"])
+def test_the_platform_admin_refuses_a_bad_tenant_name_and_writes_nothing(acme, name):
+    admin = _platform_admin()  # signing in is itself recorded: count after it
+    before = (acme.name, AuditEvent.objects.count())
+    admin.post(f"/admin/tenants/tenant/{acme.pk}/change/", {"name": name, "is_active": "on"})
+    acme.refresh_from_db()
+    assert (acme.name, AuditEvent.objects.count()) == before

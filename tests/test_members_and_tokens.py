@@ -1035,3 +1035,14 @@ def test_two_admins_demoting_each_other_at_once_leave_an_admin(acme):
             Membership.objects.filter(pk=second.pk).update(role="security")
 
         _in_thread(restore)
+
+
+@pytest.mark.parametrize(
+    "nonce",
+    ["a\x00b" * 8, "n" * 100_000, "ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐ", "../../etc/passwd-xxxxxx"],
+)
+def test_a_form_nonce_the_page_did_not_make_creates_no_token(client_for, acme, nonce):
+    admin = client_for("acme", "admin")
+    response = admin.post("/tokens/", {"name": "forged", "scopes": ["read"], "form_nonce": nonce})
+    assert response.status_code == 302 and response["Location"] == "/tokens/"
+    assert not ApiToken.objects.filter(tenant=acme, name="forged").exists()
