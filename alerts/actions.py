@@ -1,4 +1,4 @@
-"""The audit actions of the alerts app: rules, receivers, policy, silences, intake credentials."""
+"""The audit actions of the alerts app: rules, receivers, policy, silences, intake, incidents."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ class AuditAction(StrEnum):
     SILENCE_CREATED = "silence.created"
     SILENCE_EXPIRED = "silence.expired"
     ALERT_INTAKE_SECRET_ROTATED = "alert_intake.secret_rotated"
+    ACK_TARGETS_UPDATED = "incident.ack_targets_updated"
+    INCIDENT_INTAKE = "incident.intake"
+    INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+    INCIDENT_ASSIGNED = "incident.assigned"
+    INCIDENT_NOTE_ADDED = "incident.note_added"
+    INCIDENT_SILENCED = "incident.silenced"
+    INCIDENT_RESOLVED = "incident.resolved"
+    INCIDENT_REOPENED = "incident.reopened"
+    INCIDENT_BREACH_FLAGGED = "incident.breach_flagged"
+    INCIDENT_BREACH_NOTICE = "incident.breach_notice_recorded"
+    INCIDENT_DIGEST_SENT = "incident.digest_sent"

@@ -55,10 +55,21 @@ def _checked(request, tenant_id, handle):
 @csrf_exempt
 @require_POST
 def alert_intake(request, tenant_id):
-    """Every alert of the tenant; incidents are built from here."""
+    """Every alert of the tenant becomes (or updates) an incident before the answer goes back:
+    a 2xx means the alerts are recorded, so Alertmanager retries anything it did not get."""
+    from alerts.incident_intake import apply_notification
 
     def accept(tenant, notification):
-        return JsonResponse({"accepted": len(notification.alerts)}, status=202)
+        result = apply_notification(notification)
+        return JsonResponse(
+            {
+                "accepted": len(notification.alerts),
+                "opened": len(result.opened),
+                "resolved": len(result.resolved),
+                "unchanged": result.unchanged,
+            },
+            status=202,
+        )
 
     return _checked(request, tenant_id, accept)
 
@@ -81,6 +92,7 @@ def relay(request, tenant_id, receiver_id):
             severity,
             notification.status,
             notification.group_key or "alertmanager",
+            [[a.fingerprint, a.starts_at.isoformat()] for a in notification.alerts],
         )
         return JsonResponse({"queued": str(receiver.public_id)}, status=202)
 

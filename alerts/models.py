@@ -166,11 +166,18 @@ class Silence(models.Model):
         return self.comment[:80]
 
 
+def default_ack_targets() -> dict:
+    return {"P0": 5, "P1": 15, "P2": 240, "P3": 1440}
+
+
 class AlertingSettings(models.Model):
-    """One row: the tenant's alert intake credentials (the webhook Alertmanager calls)."""
+    """One row: the tenant's alert intake credentials (the webhook Alertmanager calls) and how
+    soon each severity's incidents should be acknowledged (minutes)."""
 
     webhook_secret = EncryptedTextField()
     rotated_at = models.DateTimeField(auto_now=True)
+    ack_targets = models.JSONField(default=default_ack_targets)
+    digest_sent_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return "Alert intake credentials"
@@ -223,6 +230,8 @@ class NotificationLog(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     detail = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(auto_now_add=True)
+    # The incidents a relayed notification or a digest was about.
+    incidents = models.ManyToManyField("Incident", blank=True, related_name="notifications")
 
     class Meta:
         ordering = ["-sent_at"]
@@ -230,3 +239,119 @@ class NotificationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receiver_name}: {self.outcome}"
+
+
+class Incident(models.Model):
+    """One alert occurrence people work: keyed by Alertmanager's fingerprint and `startsAt`.
+
+    `alert_state` is what Alertmanager last said about the alert; `status` is where people stand
+    with it. The alert clearing resolves an open incident; a person can resolve it earlier, or
+    reopen it. Incidents are never deleted: their timeline is the record.
+    """
+
+    class Status(models.TextChoices):
+        TRIGGERED = "triggered", "Triggered"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    class AlertState(models.TextChoices):
+        FIRING = "firing", "Firing"
+        RESOLVED = "resolved", "Resolved"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    fingerprint = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    alertname = models.CharField(max_length=200)
+    severity = models.CharField(max_length=2, choices=Severity.choices, default=Severity.P2)
+    category = models.CharField(
+        max_length=20, choices=Category.choices, default=Category.AVAILABILITY
+    )
+    # The `service` label, else `job`: what the filters and "related incidents" group by.
+    service = models.CharField(max_length=200, blank=True, default="")
+    summary = models.CharField(max_length=500, blank=True, default="")
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict, blank=True)
+    generator_url = models.CharField(max_length=2000, blank=True, default="")
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="incidents"
+    )
+    alert_state = models.CharField(
+        max_length=10, choices=AlertState.choices, default=AlertState.FIRING
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRIGGERED)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=254, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=254, blank=True, default="")
+    # A member of the tenant (users live in the shared schema: kept by id and e-mail, no FK).
+    assignee_id = models.IntegerField(null=True, blank=True)
+    assignee_email = models.CharField(max_length=254, blank=True, default="")
+    # Personal-data breach (GDPR art. 33): the 72-hour clock runs from when it was flagged.
+    breach_flagged_at = models.DateTimeField(null=True, blank=True)
+    breach_flagged_by = models.CharField(max_length=254, blank=True, default="")
+    authority_notified_at = models.DateTimeField(null=True, blank=True)
+    # The hash of the last timeline event: the next one chains to it.
+    timeline_head = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "started_at"], name="incident_alert_occurrence"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["-started_at"]),
+            models.Index(fields=["status", "severity"]),
+            models.Index(fields=["alertname", "-started_at"]),
+            models.Index(fields=["service", "-started_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.severity} {self.alertname}"
+
+    @property
+    def is_security(self) -> bool:
+        return self.category == Category.SECURITY
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != self.Status.RESOLVED
+
+
+class IncidentEvent(models.Model):
+    """One entry of an incident's timeline. Append-only: a database trigger refuses UPDATE and
+    DELETE, and each entry carries the hash of the one before it (chain of custody)."""
+
+    class Kind(models.TextChoices):
+        FIRED = "fired", "Fired"
+        ROUTED = "routed", "Routed"
+        NOTIFIED = "notified", "Notified"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        ASSIGNED = "assigned", "Assigned"
+        NOTE = "note", "Note"
+        SILENCED = "silenced", "Silenced"
+        ALERT_RESOLVED = "alert_resolved", "Alert cleared"
+        RESOLVED = "resolved", "Resolved"
+        REOPENED = "reopened", "Reopened"
+        BREACH_FLAGGED = "breach_flagged", "Flagged as a personal-data breach"
+        AUTHORITY_NOTIFIED = "authority_notified", "Supervisory authority notified"
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=254)
+    text = models.TextField(blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+    previous_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["incident", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.actor}"

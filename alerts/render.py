@@ -182,8 +182,15 @@ def render_tenant_fragment(tenant: TenantAlerting) -> dict:
         }
     ]
     routes: list[dict] = [
-        # Every alert reaches the portal's incident record first; `continue` lets it go on.
-        {"receiver": intake, "group_by": ["..."], "group_wait": "0s", "continue": True}
+        # Every alert reaches the portal's incident record first, one alert per group, and its
+        # resolution within 10 s (not the root's 5 min); `continue` lets it go on.
+        {
+            "receiver": intake,
+            "group_by": ["..."],
+            "group_wait": "0s",
+            "group_interval": "10s",
+            "continue": True,
+        }
     ]
     for policy in sorted(tenant.policies, key=lambda p: p.severity):
         configs: dict[str, list] = {}

@@ -8,17 +8,20 @@ ValidationError keyed by field. After commit, the backends are brought in step b
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from alerts import sync_queue
+from alerts import incident_live, sync_queue, timeline
 from alerts.models import (
     AlertingSettings,
     AlertRule,
+    Category,
+    Incident,
+    IncidentEvent,
     MuteTiming,
     NotificationPolicy,
     Receiver,
@@ -528,3 +531,336 @@ def sync_states() -> list[dict]:
         }
         for s in SyncState.objects.order_by("target")
     ]
+
+
+# ---- incidents -----------------------------------------------------------------------------
+#
+# People's actions on an incident. Each locks the incident, checks the move is allowed, appends
+# to its timeline, audits, and tells the incident desk after commit. Callers find the incident
+# through `visible_incidents(access)` first, so nobody acts on one they may not see.
+
+ACK_TARGET_SEVERITIES = ("P0", "P1", "P2", "P3")
+MAX_NOTE = 10_000
+
+
+def visible_incidents(access):
+    """The incidents `access` may see: security ones only with VIEW_SECURITY_INCIDENTS."""
+    from tenants.roles import Perm
+
+    if not access.can(Perm.VIEW_INCIDENTS):
+        return Incident.objects.none()
+    incidents = Incident.objects.all()
+    if not access.can(Perm.VIEW_SECURITY_INCIDENTS):
+        incidents = incidents.exclude(category=Category.SECURITY)
+    return incidents
+
+
+def _locked_incident(incident_id) -> Incident:
+    return Incident.objects.select_for_update().get(public_id=incident_id)
+
+
+def _append(
+    incident: Incident,
+    kind: str,
+    *,
+    actor: audit.Actor,
+    action: str,
+    text: str = "",
+    detail: dict | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    fields: tuple[str, ...] = (),
+) -> IncidentEvent:
+    now = timezone.now()
+    event = timeline.entry(incident, kind, at=now, actor=actor.label, text=text, detail=detail)
+    incident.updated_at = now
+    incident.save(update_fields=[*fields, "timeline_head", "updated_at"])
+    event.save()
+    audit.record(actor=actor, action=action, obj=incident, before=before, after=after)
+    incident_live.push_on_commit([(incident.public_id, incident.is_security)])
+    return event
+
+
+@transaction.atomic
+def acknowledge_incident(*, incident_id, actor: audit.Actor) -> Incident:
+    incident = _locked_incident(incident_id)
+    if incident.status == Incident.Status.RESOLVED:
+        raise ValidationError(
+            {"status": ["A resolved incident cannot be acknowledged; reopen it."]}
+        )
+    if incident.status == Incident.Status.ACKNOWLEDGED:
+        return incident  # a second click, or two people at once: one acknowledgement
+    incident.status = Incident.Status.ACKNOWLEDGED
+    incident.acknowledged_at = timezone.now()
+    incident.acknowledged_by = actor.label[:254]
+    _append(
+        incident,
+        IncidentEvent.Kind.ACKNOWLEDGED,
+        actor=actor,
+        action="incident.acknowledged",
+        before={"status": Incident.Status.TRIGGERED},
+        after={"status": incident.status},
+        fields=("status", "acknowledged_at", "acknowledged_by"),
+    )
+    return incident
+
+
+def _assignable_member(membership_id, incident: Incident):
+    """The member of this tenant with that membership id, able to see the incident."""
+    from django.db import connection
+
+    from tenants.models import Membership
+    from tenants.roles import Perm, access_for_role
+
+    membership = (
+        Membership.objects.filter(
+            public_id=membership_id,
+            tenant__schema_name=connection.schema_name,
+            user__is_active=True,
+        )
+        .select_related("user")
+        .first()
+    )
+    if membership is None:
+        raise ValidationError({"assignee": ["No such member of this tenant."]})
+    access = access_for_role(membership.role)
+    needed = Perm.VIEW_SECURITY_INCIDENTS if incident.is_security else Perm.VIEW_INCIDENTS
+    if not access.can(needed):
+        raise ValidationError(
+            {
+                "assignee": [
+                    f"{membership.user.email} cannot see this incident (role {membership.role})."
+                ]
+            }
+        )
+    return membership.user
+
+
+@transaction.atomic
+def assign_incident(*, incident_id, assignee, actor: audit.Actor) -> Incident:
+    """Assign to a member (their membership id), or unassign with None."""
+    incident = _locked_incident(incident_id)
+    before = {"assignee": incident.assignee_email or None}
+    if assignee in (None, ""):
+        user_id, email = None, ""
+    else:
+        user = _assignable_member(assignee, incident)
+        user_id, email = user.pk, user.email
+    if user_id == incident.assignee_id:
+        return incident
+    incident.assignee_id, incident.assignee_email = user_id, email
+    _append(
+        incident,
+        IncidentEvent.Kind.ASSIGNED,
+        actor=actor,
+        action="incident.assigned",
+        text=f"Assigned to {email}." if email else "Unassigned.",
+        detail={"assignee": email or None},
+        before=before,
+        after={"assignee": email or None},
+        fields=("assignee_id", "assignee_email"),
+    )
+    return incident
+
+
+@transaction.atomic
+def add_incident_note(*, incident_id, text: str, actor: audit.Actor) -> IncidentEvent:
+    if not text.strip():
+        raise ValidationError({"text": ["Write the note."]})
+    if len(text) > MAX_NOTE:
+        raise ValidationError({"text": [f"At most {MAX_NOTE} characters."]})
+    incident = _locked_incident(incident_id)
+    return _append(
+        incident,
+        IncidentEvent.Kind.NOTE,
+        actor=actor,
+        action="incident.note_added",
+        text=text,
+        after={"note": text[:200]},
+    )
+
+
+@transaction.atomic
+def silence_incident(
+    *, incident_id, duration: timedelta, comment: str, actor: audit.Actor
+) -> Silence:
+    """Silence this incident's alert (every label of it) in Alertmanager for `duration`."""
+    if not timedelta(minutes=1) <= duration <= timedelta(days=30):
+        raise ValidationError({"duration": ["Between 1 minute and 30 days."]})
+    incident = _locked_incident(incident_id)
+    matchers = [
+        {"name": name, "value": value, "isRegex": False, "isEqual": True}
+        for name, value in sorted(incident.labels.items())
+        if name != "tenant"
+    ]
+    ends_at = timezone.now() + duration
+    silence = create_silence(
+        matchers=matchers,
+        ends_at=ends_at,
+        comment=comment or f"Silenced from incident {incident.alertname}",
+        actor=actor,
+    )
+    _append(
+        incident,
+        IncidentEvent.Kind.SILENCED,
+        actor=actor,
+        action="incident.silenced",
+        text=comment,
+        detail={"silence": str(silence.public_id), "until": ends_at},
+        after={"silence": str(silence.public_id), "until": ends_at},
+    )
+    return silence
+
+
+@transaction.atomic
+def resolve_incident(*, incident_id, actor: audit.Actor, note: str = "") -> Incident:
+    incident = _locked_incident(incident_id)
+    if incident.status == Incident.Status.RESOLVED:
+        return incident
+    before = {"status": incident.status}
+    incident.status = Incident.Status.RESOLVED
+    incident.resolved_at = timezone.now()
+    incident.resolved_by = actor.label[:254]
+    _append(
+        incident,
+        IncidentEvent.Kind.RESOLVED,
+        actor=actor,
+        action="incident.resolved",
+        text=note,
+        before=before,
+        after={"status": incident.status},
+        fields=("status", "resolved_at", "resolved_by"),
+    )
+    return incident
+
+
+@transaction.atomic
+def reopen_incident(*, incident_id, actor: audit.Actor, reason: str = "") -> Incident:
+    incident = _locked_incident(incident_id)
+    if incident.status != Incident.Status.RESOLVED:
+        raise ValidationError({"status": ["Only a resolved incident can be reopened."]})
+    # Back to where people stood before: acknowledged stays acknowledged.
+    incident.status = (
+        Incident.Status.ACKNOWLEDGED if incident.acknowledged_at else Incident.Status.TRIGGERED
+    )
+    incident.resolved_at, incident.resolved_by = None, ""
+    _append(
+        incident,
+        IncidentEvent.Kind.REOPENED,
+        actor=actor,
+        action="incident.reopened",
+        text=reason,
+        before={"status": Incident.Status.RESOLVED},
+        after={"status": incident.status},
+        fields=("status", "resolved_at", "resolved_by"),
+    )
+    return incident
+
+
+@transaction.atomic
+def flag_personal_data_breach(*, incident_id, actor: audit.Actor) -> Incident:
+    """Start the GDPR 72-hour clock (art. 33) on a security incident."""
+    incident = _locked_incident(incident_id)
+    if not incident.is_security:
+        raise ValidationError(
+            {"category": ["Only a security incident can be flagged as a personal-data breach."]}
+        )
+    if incident.breach_flagged_at:
+        return incident
+    incident.breach_flagged_at = timezone.now()
+    incident.breach_flagged_by = actor.label[:254]
+    _append(
+        incident,
+        IncidentEvent.Kind.BREACH_FLAGGED,
+        actor=actor,
+        action="incident.breach_flagged",
+        text="Personal-data breach: the supervisory authority must be notified within 72 hours.",
+        detail={"deadline": breach_deadline(incident)},
+        after={"breach_flagged_at": incident.breach_flagged_at},
+        fields=("breach_flagged_at", "breach_flagged_by"),
+    )
+    return incident
+
+
+BREACH_NOTICE_WINDOW = timedelta(hours=72)
+
+
+def breach_deadline(incident: Incident) -> datetime | None:
+    if incident.breach_flagged_at is None:
+        return None
+    return incident.breach_flagged_at + BREACH_NOTICE_WINDOW
+
+
+@transaction.atomic
+def record_breach_notice(
+    *, incident_id, recipient: str, notified_at: datetime, actor: audit.Actor
+) -> Incident:
+    """Who was told of the breach, when (the authority, data subjects, a processor)."""
+    incident = _locked_incident(incident_id)
+    if incident.breach_flagged_at is None:
+        raise ValidationError({"recipient": ["Flag the incident as a personal-data breach first."]})
+    if notified_at > timezone.now() + timedelta(minutes=5):
+        raise ValidationError({"notified_at": ["The notification cannot be in the future."]})
+    if notified_at < incident.started_at - timedelta(days=1):
+        raise ValidationError({"notified_at": ["That is before the incident started."]})
+    fields: tuple[str, ...] = ()
+    if incident.authority_notified_at is None:
+        incident.authority_notified_at = notified_at
+        fields = ("authority_notified_at",)
+    late = notified_at > breach_deadline(incident)
+    _append(
+        incident,
+        IncidentEvent.Kind.AUTHORITY_NOTIFIED,
+        actor=actor,
+        action="incident.breach_notice_recorded",
+        text=f"{recipient} notified" + (" (after the 72-hour deadline)" if late else ""),
+        detail={"recipient": recipient, "notified_at": notified_at, "late": late},
+        after={"recipient": recipient, "notified_at": notified_at},
+        fields=fields,
+    )
+    return incident
+
+
+def ack_targets() -> dict[str, int]:
+    """Minutes within which each severity's incidents should be acknowledged."""
+    from alerts.models import default_ack_targets
+
+    row = AlertingSettings.objects.only("ack_targets").first()
+    return {**default_ack_targets(), **(row.ack_targets if row else {})}
+
+
+@transaction.atomic
+def update_ack_targets(*, targets: dict[str, int], actor: audit.Actor) -> dict[str, int]:
+    clean = {}
+    for severity in ACK_TARGET_SEVERITIES:
+        value = targets.get(severity)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_080:
+            raise ValidationError({severity: ["Minutes between 1 and 10080 (a week)."]})
+        clean[severity] = value
+    row = AlertingSettings.objects.select_for_update().first()
+    if row is None:
+        raise ValidationError({"__all__": ["Alerting is not set up for this tenant yet."]})
+    before = ack_targets()
+    if before == clean:
+        return clean
+    # update(): saving the row would move `rotated_at`, which dates the intake secret.
+    AlertingSettings.objects.filter(pk=row.pk).update(ack_targets=clean)
+    audit.record(
+        actor=actor,
+        action="incident.ack_targets_updated",
+        object_type="alerts.alertingsettings",
+        object_repr="Acknowledgement targets",
+        before=before,
+        after=clean,
+    )
+    return clean
+
+
+def incident_times(since: datetime) -> list[dict]:
+    """Severity, start, acknowledgement and resolution of every incident since `since`
+    (for the compliance checks and the desk's MTTA/MTTR)."""
+    return list(
+        Incident.objects.filter(started_at__gte=since).values(
+            "severity", "category", "started_at", "acknowledged_at", "resolved_at"
+        )
+    )

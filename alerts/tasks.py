@@ -118,10 +118,18 @@ def task_for(target: str):
 
 @shared_task(max_retries=6)
 def deliver_relayed_notification(
-    receiver_id: str, title: str, text: str, severity: str, status: str, reason: str
+    receiver_id: str,
+    title: str,
+    text: str,
+    severity: str,
+    status: str,
+    reason: str,
+    alert_keys: list | None = None,
 ) -> str:
-    """Send what Alertmanager handed the portal for a kind it cannot send itself."""
+    """Send what Alertmanager handed the portal for a kind it cannot send itself, and note it
+    on the timeline of the incidents it was about."""
     from alerts import notify
+    from alerts.incident_notices import note_notification
     from alerts.models import NotificationLog, Receiver
 
     receiver = Receiver.objects.filter(public_id=receiver_id, enabled=True).first()
@@ -130,6 +138,7 @@ def deliver_relayed_notification(
     log = notify.send_and_log(
         receiver, title=title, text=text, reason=reason, severity=severity, status=status
     )
+    note_notification(log, alert_keys or [])
     if log.outcome == NotificationLog.Outcome.FAILED and log.detail.startswith("not delivered"):
         raise OSError(log.detail)  # the provider could not be reached: retry with backoff
     return log.outcome

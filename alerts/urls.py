@@ -1,6 +1,6 @@
 from django.urls import path
 
-from alerts.views import incidents, policy, receivers, rulefiles, rules, silences
+from alerts.views import incident_detail, incidents, policy, receivers, rulefiles, rules, silences
 
 urlpatterns = [
     path("alerts/rules/", rules.rule_list, name="alert-rules"),
@@ -42,4 +42,17 @@ urlpatterns = [
         name="alert-rulefile-preview",
     ),
     path("incidents/", incidents.incident_list, name="incidents"),
+    path("incidents/rows/", incidents.incident_rows, name="incident-rows"),
+    path("incidents/targets/", incidents.ack_targets_update, name="incident-ack-targets"),
+    path("incidents/<uuid:incident_id>/", incident_detail.incident_page, name="incident"),
+    path(
+        "incidents/<uuid:incident_id>/timeline/",
+        incident_detail.incident_timeline,
+        name="incident-timeline",
+    ),
+    path(
+        "incidents/<uuid:incident_id>/<str:action>/",
+        incident_detail.incident_action,
+        name="incident-action",
+    ),
 ]

@@ -30,6 +30,8 @@ class Perm(enum.StrEnum):
     EDIT_ALERTS = "edit_alerts"
     VIEW_INCIDENTS = "view_incidents"
     MANAGE_INCIDENTS = "manage_incidents"
+    # Security-category incidents (and their chain of custody): security staff and admins only.
+    VIEW_SECURITY_INCIDENTS = "view_security_incidents"
     VIEW_COMPLIANCE = "view_compliance"
     EDIT_COMPLIANCE = "edit_compliance"
     VIEW_AUDIT = "view_audit"
@@ -52,9 +54,18 @@ _VIEW_ALL = {
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.EXECUTIVE: frozenset({Perm.VIEW_TENANT, Perm.VIEW_DASHBOARDS, Perm.VIEW_COMPLIANCE}),
-    Role.OPERATOR: frozenset(_VIEW_ALL | {Perm.EDIT_DASHBOARDS, Perm.EDIT_ALERTS}),
+    # Operators are on call: they acknowledge, assign and resolve the incidents they can see.
+    Role.OPERATOR: frozenset(
+        _VIEW_ALL | {Perm.EDIT_DASHBOARDS, Perm.EDIT_ALERTS, Perm.MANAGE_INCIDENTS}
+    ),
     Role.SECURITY: frozenset(
-        _VIEW_ALL | {Perm.MANAGE_INCIDENTS, Perm.EDIT_COMPLIANCE, Perm.VIEW_AUDIT}
+        _VIEW_ALL
+        | {
+            Perm.MANAGE_INCIDENTS,
+            Perm.VIEW_SECURITY_INCIDENTS,
+            Perm.EDIT_COMPLIANCE,
+            Perm.VIEW_AUDIT,
+        }
     ),
     Role.ADMIN: frozenset(
         _VIEW_ALL
@@ -62,6 +73,7 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
             Perm.EDIT_DASHBOARDS,
             Perm.EDIT_ALERTS,
             Perm.MANAGE_INCIDENTS,
+            Perm.VIEW_SECURITY_INCIDENTS,
             Perm.EDIT_COMPLIANCE,
             Perm.VIEW_AUDIT,
             Perm.VIEW_MEMBERS,
@@ -73,7 +85,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     ),
 }
 
-# Tokens act for scripts, never for people: no token can manage members or other tokens.
+# Tokens act for scripts, never for people: no token can manage members or other tokens, and no
+# token sees security incidents (their chain of custody names people, not scripts).
 # `write` does not imply `read` (least privilege): a script that only pushes changes cannot list
 # anything; it gets back the object it wrote. See docs/api.md.
 SCOPE_PERMS: dict[TokenScope, frozenset[Perm]] = {

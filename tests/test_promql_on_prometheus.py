@@ -65,6 +65,9 @@ def prometheus(tmp_path_factory) -> Iterator[PrometheusServer]:
         directory = tmp_path_factory.mktemp("prometheus")
         with running_prometheus(directory, scrape_configs=[exporter.scrape_config()]) as server:
             server.wait_for_samples(EXPORTED, len(SERIES))
+            # A subquery samples at whole-second steps; the first of them after the first scrape
+            # may still be ahead of "now", so wait until one holds every exported series.
+            server.wait_for_samples(f"max_over_time({EXPORTED}[1m:1s])", len(SERIES))
             yield server
 
 

@@ -1,0 +1,54 @@
+"""Incident changes pushed to the browsers of the tenant's incident desk, after commit.
+
+Two groups per tenant: every change goes to the desk group; a security incident's change goes
+only to the security group, which only members who may see security incidents join.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from portal.scoping import tenant_group
+
+CHANGED_EVENT = "incidents.changed"
+
+
+def desk_group(schema_name: str) -> str:
+    return tenant_group(schema_name, "incidents")
+
+
+def security_group(schema_name: str) -> str:
+    return tenant_group(schema_name, "incidents.security")
+
+
+def push_on_commit(changes: Iterable[tuple[str, bool]]) -> None:
+    """Tell the desk, once this transaction commits, that these incidents changed.
+
+    `changes`: (incident public id, is security). One message per group, not per incident: a
+    page refetches what it shows, however many changed.
+    """
+    ordinary, security = [], []
+    for public_id, is_security in changes:
+        (security if is_security else ordinary).append(str(public_id))
+    if not ordinary and not security:
+        return
+    schema = connection.schema_name
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        if ordinary:
+            async_to_sync(layer.group_send)(
+                desk_group(schema), {"type": CHANGED_EVENT, "incidents": ordinary[:200]}
+            )
+        if security:
+            async_to_sync(layer.group_send)(
+                security_group(schema), {"type": CHANGED_EVENT, "incidents": security[:200]}
+            )
+
+    transaction.on_commit(send)

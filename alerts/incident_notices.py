@@ -1,0 +1,49 @@
+"""Notifications the portal itself sent, written onto the timelines of the incidents concerned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+
+from alerts import incident_live, timeline
+from alerts.models import Incident, IncidentEvent, NotificationLog
+
+
+def _incidents_for(alert_keys: list) -> list[Incident]:
+    keys = Q(pk__in=[])
+    for fingerprint, starts_at in alert_keys[:1000]:
+        keys |= Q(fingerprint=fingerprint, started_at=datetime.fromisoformat(starts_at))
+    return list(Incident.objects.select_for_update().filter(keys).order_by("id"))
+
+
+@transaction.atomic
+def note_notification(log: NotificationLog, alert_keys: list) -> int:
+    """Link the log row to its incidents and add a "notified" entry to each; returns how many."""
+    incidents = _incidents_for(alert_keys) if alert_keys else []
+    if not incidents:
+        return 0
+    log.incidents.add(*incidents)
+    events = []
+    for incident in incidents:
+        events.append(
+            timeline.entry(
+                incident,
+                IncidentEvent.Kind.NOTIFIED,
+                at=log.sent_at,
+                actor="Portal relay",
+                text=f"{log.get_kind_display()} to {log.receiver_name}: {log.outcome}",
+                detail={
+                    "receiver": log.receiver_name,
+                    "kind": log.kind,
+                    "outcome": log.outcome,
+                    "detail": log.detail[:300],
+                    "alert_status": log.alert_status,
+                },
+            )
+        )
+    IncidentEvent.objects.bulk_create(events)
+    Incident.objects.bulk_update(incidents, ["timeline_head"])
+    incident_live.push_on_commit((i.public_id, i.is_security) for i in incidents)
+    return len(incidents)
