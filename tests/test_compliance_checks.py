@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from alerts.models import AlertRule, NotificationPolicy, Receiver, RuleGroup, SyncState
+from alerts import services
+from alerts.models import (
+    AlertRule,
+    Incident,
+    NotificationPolicy,
+    Receiver,
+    RuleGroup,
+    SyncState,
+)
 from compliance import checks
 from compliance.assessment import run_checks
 from compliance.models import ChainVerification, ControlStatus, Source, Status, StatusChange
@@ -99,11 +108,36 @@ def test_backend_sync_must_be_healthy(in_acme):
     assert "pending since" in checks.backend_sync_healthy(in_acme).reason
 
 
-def test_incident_acknowledgement_is_not_assessed_without_incident_records(in_acme):
-    if checks._model("alerts", "Incident") is not None:
-        pytest.fail("incidents exist now: test this check against real incidents")
+def _incident(fingerprint: str, severity: str, started_ago: timedelta, **times) -> Incident:
+    now = timezone.now()
+    return Incident.objects.create(
+        fingerprint=fingerprint,
+        started_at=now - started_ago,
+        alertname="CheckProbe",
+        severity=severity,
+        **{name: now - ago for name, ago in times.items()},
+    )
+
+
+def test_incident_acknowledgement_is_measured_against_the_tenants_targets(in_acme):
+    # Incidents other tests committed are moved out of the window (in this test's transaction).
+    Incident.objects.update(started_at=F("started_at") - timedelta(days=60))
+    assert checks.incident_ack_within_target(in_acme).status == Status.NOT_ASSESSED
+
+    # P0 target 5 min (default): acknowledged after 3 min, and one that cleared after 2 min.
+    _incident("a", "P0", timedelta(minutes=10), acknowledged_at=timedelta(minutes=7))
+    _incident("b", "P0", timedelta(minutes=10), resolved_at=timedelta(minutes=8))
     result = checks.incident_ack_within_target(in_acme)
-    assert result.status == Status.NOT_ASSESSED
+    assert result.status == Status.PASSING, result.reason
+    assert "All 2 incidents" in result.reason
+
+    # Unacknowledged for 10 minutes: late against 5, in time against a 15-minute target.
+    _incident("c", "P0", timedelta(minutes=10))
+    result = checks.incident_ack_within_target(in_acme)
+    assert result.status == Status.FAILING
+    assert "1 of 3 incidents" in result.reason
+    services.update_ack_targets(targets={"P0": 15, "P1": 15, "P2": 60, "P3": 60}, actor=ACTOR)
+    assert checks.incident_ack_within_target(in_acme).status == Status.PASSING
 
 
 def test_the_audit_chain_must_have_verified_within_a_day(in_acme):
