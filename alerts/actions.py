@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     ALERT_INTAKE_SECRET_ROTATED = "alert_intake.secret_rotated"
     ACK_TARGETS_UPDATED = "incident.ack_targets_updated"
     INCIDENT_INTAKE = "incident.intake"
+    INCIDENT_RAISED = "incident.raised"
     INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
     INCIDENT_ASSIGNED = "incident.assigned"
     INCIDENT_NOTE_ADDED = "incident.note_added"

@@ -864,3 +864,53 @@ def incident_times(since: datetime) -> list[dict]:
             "severity", "category", "started_at", "acknowledged_at", "resolved_at"
         )
     )
+
+
+@transaction.atomic
+def raise_portal_incident(
+    *, alertname: str, summary: str, severity: str, category: str, actor: audit.Actor
+) -> Incident | None:
+    """An incident the portal itself detected (e.g. a broken audit chain), not an alert.
+
+    At most one open incident per `alertname`: while it is open, the same finding adds nothing.
+    Its receivers are the severity's policy, sent to by the portal (Alertmanager never saw it).
+    Returns the new incident, or None when one is already open.
+    """
+    import hashlib
+
+    fingerprint = "portal:" + hashlib.sha256(alertname.encode()).hexdigest()[:24]
+    open_one = (
+        Incident.objects.select_for_update()
+        .filter(fingerprint=fingerprint)
+        .exclude(status=Incident.Status.RESOLVED)
+    )
+    if open_one.exists():
+        return None
+    now = timezone.now()
+    labels = {"alertname": alertname, "severity": severity, "category": category}
+    incident = Incident(
+        fingerprint=fingerprint,
+        started_at=now,
+        alertname=alertname,
+        severity=severity,
+        category=category,
+        service="portal",
+        summary=summary[:500],
+        labels=labels,
+        annotations={"summary": summary},
+    )
+    fired = timeline.entry(
+        incident, IncidentEvent.Kind.FIRED, at=now, actor=actor.label, text=summary
+    )
+    incident.save()
+    fired.save()
+    audit.record(actor=actor, action="incident.raised", obj=incident, after=labels)
+    incident_live.push_on_commit([(incident.public_id, incident.is_security)])
+    transaction.on_commit(lambda: _queue_portal_incident_notice(incident.public_id))
+    return incident
+
+
+def _queue_portal_incident_notice(incident_id) -> None:
+    from alerts.tasks import notify_portal_incident
+
+    notify_portal_incident.delay(str(incident_id))

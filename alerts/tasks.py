@@ -105,6 +105,49 @@ def sync_remove_tenant_rules(schema: str) -> bool:
     return sync.remove_rules(schema)
 
 
+@shared_task(max_retries=6)
+def notify_portal_incident(incident_id: str) -> int:
+    """Tell the receivers of its severity's policy about an incident the portal raised itself
+    (Alertmanager never saw it); each send is logged and noted on the incident's timeline."""
+    from alerts import notify
+    from alerts.incident_notices import note_notification
+    from alerts.models import Incident, NotificationLog, NotificationPolicy
+
+    incident = Incident.objects.filter(public_id=incident_id).first()
+    policy = (
+        NotificationPolicy.objects.filter(severity=incident.severity).first() if incident else None
+    )
+    if policy is None:
+        return 0
+    key = [[incident.fingerprint, incident.started_at.isoformat()]]
+    already = set(
+        incident.notifications.filter(outcome=NotificationLog.Outcome.SENT).values_list(
+            "receiver_id", flat=True
+        )
+    )
+    unreachable = []
+    sent = 0
+    for receiver in policy.receivers.filter(enabled=True).exclude(pk__in=already):
+        if not receiver.secret and receiver.kind != receiver.Kind.EMAIL:
+            continue
+        log = notify.send_and_log(
+            receiver,
+            title=f"[FIRING] {incident.severity} {incident.alertname}",
+            text=incident.summary,
+            reason=f"portal incident {incident.public_id}",
+            severity=incident.severity,
+        )
+        note_notification(log, key)
+        if log.outcome == NotificationLog.Outcome.SENT:
+            sent += 1
+        elif log.detail.startswith("not delivered"):
+            unreachable.append(receiver.name)
+    if unreachable:
+        # Retried with backoff; receivers that already took it are not sent to again.
+        raise OSError(f"not delivered to {', '.join(unreachable)}")
+    return sent
+
+
 TASK_FOR_TARGET = {
     Target.PROMETHEUS_RULES: sync_tenant_rules,
     Target.ALERTMANAGER: sync_tenant_alertmanager,

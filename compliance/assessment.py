@@ -35,6 +35,7 @@ def verify_audit_chain(tenant, *, force: bool = False) -> ChainVerification:
             result.bad_seq,
             result.problem,
         )
+        _raise_chain_incident(result)
     return ChainVerification.objects.create(
         checked_at=timezone.now(),
         ok=result.ok,
@@ -42,6 +43,22 @@ def verify_audit_chain(tenant, *, force: bool = False) -> ChainVerification:
         last_seq=result.last_seq,
         bad_seq=result.bad_seq,
         problem=(result.problem + (f": {result.detail}" if result.detail else ""))[:200],
+    )
+
+
+def _raise_chain_incident(result) -> None:
+    """A broken audit chain is a P0 security incident (one while it stays open)."""
+    from alerts.services import raise_portal_incident
+
+    raise_portal_incident(
+        alertname="AuditChainVerificationFailed",
+        summary=(
+            f"The audit trail failed verification at event {result.bad_seq}: {result.problem}. "
+            "Events may have been altered or removed outside the portal."
+        ),
+        severity="P0",
+        category="security",
+        actor=audit.Actor.system("audit chain verification"),
     )
 
 

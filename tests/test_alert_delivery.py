@@ -380,7 +380,7 @@ def test_the_intake_takes_its_tenants_alerts_with_its_secret(acme):
         f"/hooks/alertmanager/{acme.public_id}/", alertmanager_body("acme"), intake_secret(acme)
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 1}
+    assert response.json() == {"accepted": 1, "opened": 1, "resolved": 0, "unchanged": 0}
 
 
 @pytest.mark.parametrize("secret", [None, "wrong", ""])
