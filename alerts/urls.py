@@ -28,6 +28,7 @@ urlpatterns = [
     path("alerts/policy/", policy.policy_page, name="alert-policy"),
     path("alerts/policy/<str:severity>/", policy.policy_update, name="alert-policy-update"),
     path("alerts/mute-timings/", policy.mute_timing_save, name="alert-mute-timing-save"),
+    path("alerts/intake/rotate/", policy.intake_secret_rotate, name="alert-intake-rotate"),
     path("alerts/silences/", silences.silence_list, name="alert-silences"),
     path(
         "alerts/silences/<uuid:silence_id>/expire/",

@@ -384,3 +384,22 @@ def record_heads() -> list[HeadOutcome]:
 def latest_head(tenant: Tenant | None) -> AuditChainHead | None:
     """The newest head recorded for a chain (what a compliance snapshot quotes), or None."""
     return AuditChainHead.objects.filter(tenant=tenant).order_by("-seq", "-recorded_at").first()
+
+
+# ---- the last verification, as pages show it ----------------------------------------------------
+#
+# Verifications are kept by the compliance app (its assessment walks the chain); tenants does not
+# import it, so it registers the reader at start-up.
+
+_verification_reader = None
+
+
+def set_verification_reader(reader) -> None:
+    """`reader()` returns the current tenant's latest verification (checked_at, ok, rows,
+    bad_seq, problem) or None."""
+    global _verification_reader
+    _verification_reader = reader
+
+
+def last_verification():
+    return _verification_reader() if _verification_reader is not None else None

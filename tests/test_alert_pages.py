@@ -929,3 +929,23 @@ def test_the_home_page_shows_where_alerting_stands_in_the_backends(client_for, a
     assert "amtool: bad receiver" in alertmanager
     assert 'data-backend="prometheus"' in html
     assert "backend-sync" not in client_for("acme", "executive").get("/").content.decode()
+
+
+def test_an_admin_rotates_the_intake_secret_and_no_one_else_can(client_for, acme):
+    from alerts.models import AlertingSettings
+
+    with tenant_context(acme):
+        before = AlertingSettings.objects.get().webhook_secret
+    assert client_for("acme", "operator").post("/alerts/intake/rotate/").status_code == 403
+    with tenant_context(acme):
+        assert AlertingSettings.objects.get().webhook_secret == before
+
+    admin = client_for("acme", "admin")
+    assert "Rotate intake secret" in admin.get("/alerts/policy/").content.decode()
+    response = admin.post("/alerts/intake/rotate/")
+    assert response.status_code == 302
+    with tenant_context(acme):
+        after = AlertingSettings.objects.get().webhook_secret
+        assert after != before and len(after) >= 40
+        assert SyncState.objects.get(target=SyncState.Target.ALERTMANAGER).status == "pending"
+    assert AuditEvent.objects.filter(tenant=acme, action="alert_intake.secret_rotated").exists()

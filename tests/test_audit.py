@@ -22,6 +22,7 @@ from django.db.models import Max
 from django.http import StreamingHttpResponse
 from django.test import Client, RequestFactory
 from django.test.client import AsyncClientHandler
+from django.utils import timezone
 from django_tenants.utils import schema_exists, tenant_context
 
 from tenants import audit, services
@@ -323,6 +324,27 @@ def test_the_audit_page_shows_only_the_tenants_own_events(client_for, acme, glob
     assert "globex.example" not in members
     searched = security.get("/audit/?text=Globex-only").content.decode()
     assert "No event matches these filters." in searched and marker not in searched
+
+
+def test_the_audit_page_says_when_the_chain_was_last_verified_and_how(client_for, acme):
+    from compliance.models import ChainVerification
+
+    security = client_for("acme", "security")
+    with tenant_context(acme):
+        ChainVerification.objects.all().delete()
+    assert "not verified yet" in security.get("/audit/").content.decode()
+
+    with tenant_context(acme):
+        ChainVerification.objects.create(checked_at=timezone.now(), ok=True, rows=42, last_seq=42)
+    page = security.get("/audit/").content.decode()
+    assert "Hash chain verified at" in page and "42 events intact" in page
+
+    with tenant_context(acme):
+        ChainVerification.objects.create(
+            checked_at=timezone.now(), ok=False, rows=6, bad_seq=7, problem="broken link"
+        )
+    page = security.get("/audit/").content.decode()
+    assert "verification FAILED" in page and "event 7: broken link" in page
 
 
 def test_the_audit_api_returns_only_the_tenants_own_events(client_for, acme, globex):

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from alerts import services
 from alerts.forms import NotificationPolicyForm
-from alerts.models import MuteTiming, NotificationPolicy, Receiver, Severity
+from alerts.models import AlertingSettings, MuteTiming, NotificationPolicy, Receiver, Severity
 from alerts.mute_timings import MuteTimingForm, describe
 from alerts.sync import receiver_is_usable
 from alerts.views.common import SEVERITY_BADGES, Target, actor, require_edit, sync_view
@@ -72,6 +72,7 @@ def _render(request, *, failed: dict | None = None, mute_form=None, status=200):
         "timings": timings,
         "mute_form": mute_form or MuteTimingForm(initial={"location": "UTC"}),
         "sync": sync_view(Target.ALERTMANAGER),
+        "intake": AlertingSettings.objects.only("rotated_at").first(),
     }
     return render(request, "alerts/policy.html", context, status=status)
 
@@ -137,4 +138,14 @@ def mute_timing_save(request):
     messages.success(
         request, f"Maintenance window {timing.name} saved: {describe(timing.intervals)}."
     )
+    return redirect("alert-policy")
+
+
+@require_perm(Perm.MANAGE_SETTINGS)
+@require_POST
+def intake_secret_rotate(request):
+    """A new intake secret; Alertmanager is given it by the next sync. Deliveries signed with
+    the old one are refused meanwhile and retried by Alertmanager, so none is lost."""
+    services.rotate_webhook_secret(actor=actor(request))
+    messages.success(request, "Alert intake secret rotated; Alertmanager is being updated.")
     return redirect("alert-policy")

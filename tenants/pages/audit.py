@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from tenants import audit
+from tenants import audit, audit_chain
 from tenants.audit_filters import FIRST_DAY, LAST_DAY, TEXT_MAX, AuditFilterForm
 from tenants.models import AuditEvent
 from tenants.pages.decorators import require_perm
@@ -115,6 +115,7 @@ def _trail_page(request, form: AuditFilterForm, status: int = 200, **context) ->
         "limits": {"text_max": TEXT_MAX, "first_day": FIRST_DAY, "last_day": LAST_DAY},
         "action_groups": audit.action_groups(),
         "page_size": PAGE_SIZE,
+        "verification": audit_chain.last_verification(),
         **context,
     }
     return render(request, "tenants/audit.html", context, status=status)
