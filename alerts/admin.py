@@ -2,7 +2,8 @@
 
 Saves and deletes go through `alerts.services` after the shared forms of `alerts.forms` have
 checked the input, so an admin change is validated and audited like any other. Receiver secrets
-are never shown (only their hint); sync state and the notification log are read-only.
+are never shown (only their hint); sync state and the notification log are read-only. Incidents
+are read-only too (their timeline is the record), with acknowledge and resolve as list actions.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count
+from django.utils.html import format_html, format_html_join
 
-from alerts import services
+from alerts import services, timeline
 from alerts.forms import (
     AlertRuleForm,
     NotificationPolicyForm,
@@ -24,6 +27,7 @@ from alerts.forms import (
 )
 from alerts.models import (
     AlertRule,
+    Incident,
     MuteTiming,
     NotificationLog,
     NotificationPolicy,
@@ -34,7 +38,9 @@ from alerts.models import (
 )
 from alerts.mute_timings import describe
 from tenants import audit
+from tenants.access import request_access
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
+from tenants.roles import Perm
 
 
 class SharedFormMixin:
@@ -398,3 +404,118 @@ class NotificationLogAdmin(ReadOnlyAdmin):
     list_display = ["sent_at", "receiver_name", "kind", "reason", "outcome", "detail"]
     list_filter = ["outcome", "kind"]
     search_fields = ["receiver_name", "reason"]
+
+
+# ---- incidents ---------------------------------------------------------------------------------
+
+
+@admin.register(Incident, site=tenant_admin_site)
+class IncidentAdmin(ServiceAdmin):
+    """Incidents for bulk inspection; people work them on the incident desk. Nothing here edits
+    or deletes one: acknowledge and resolve are list actions through the services."""
+
+    list_display = ["severity", "alertname", "status", "started_at", "assignee"]
+    list_filter = ["severity", "status", "category", "alert_state", "started_at"]
+    search_fields = ["alertname", "service", "summary", "fingerprint", "assignee_email"]
+    ordering = ["-started_at", "-id"]
+    actions = ["acknowledge", "resolve"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "alertname",
+                    "severity",
+                    "category",
+                    "service",
+                    "summary",
+                    "status",
+                    "alert_state",
+                    "assignee",
+                ]
+            },
+        ),
+        (
+            "When and by whom",
+            {
+                "fields": [
+                    "started_at",
+                    "ended_at",
+                    "acknowledged_at",
+                    "acknowledged_by",
+                    "resolved_at",
+                    "resolved_by",
+                ]
+            },
+        ),
+        ("Alert", {"fields": ["labels", "annotations", "generator_url", "rule", "fingerprint"]}),
+        (
+            "Personal-data breach",
+            {"fields": ["breach_flagged_at", "breach_flagged_by", "authority_notified_at"]},
+        ),
+        ("Timeline", {"fields": ["timeline_intact", "timeline"]}),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    def get_queryset(self, request):
+        # Security incidents only for those who may see them, as on the desk and in the API.
+        rows = services.visible_incidents(request_access(request))
+        return rows.order_by(*self.get_ordering(request))
+
+    def has_add_permission(self, request):
+        return False  # incidents come from Alertmanager
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the page opens read-only; the actions are the way to change one
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_manage_incidents_permission(self, request) -> bool:
+        return request_access(request).can(Perm.MANAGE_INCIDENTS)
+
+    @admin.display(description="Assignee", ordering="assignee_email")
+    def assignee(self, incident: Incident) -> str:
+        return incident.assignee_email or "-"
+
+    @admin.display(description="Chain of custody", boolean=True)
+    def timeline_intact(self, incident: Incident) -> bool:
+        return timeline.verify(incident).intact
+
+    @admin.display(description="Entries")
+    def timeline(self, incident: Incident) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (event.at, event.get_kind_display(), event.actor, event.text)
+                for event in incident.events.order_by("at", "id")
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>When</th><th>What</th><th>Who</th><th>Text</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def _each(self, request, queryset, work, done: str) -> None:
+        """`work` on every selected incident; refusals are reported, the others still done."""
+        changed = 0
+        for incident in queryset:
+            try:
+                work(incident_id=incident.public_id, actor=self._actor(request))
+            except ValidationError as exc:
+                problem = " ".join(exc.messages)
+                self.message_user(request, f"{incident}: {problem}", messages.WARNING)
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{changed} incident(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge", permissions=["manage_incidents"])
+    def acknowledge(self, request, queryset):
+        self._each(request, queryset, services.acknowledge_incident, "acknowledged")
+
+    @admin.action(description="Resolve", permissions=["manage_incidents"])
+    def resolve(self, request, queryset):
+        self._each(request, queryset, services.resolve_incident, "resolved")

@@ -119,9 +119,16 @@ def _float(text: str) -> float:
         return math.nan
 
 
-def query_range(scoped_expr: str, start: datetime, end: datetime, step: float) -> list[Series]:
+def query_range(
+    scoped_expr: str,
+    start: datetime,
+    end: datetime,
+    step: float,
+    *,
+    timeout: httpx.Timeout = PREVIEW_TIMEOUT,
+) -> list[Series]:
     """A range query of an expression scoped to the tenant already; Unavailable on failure."""
-    with _backend(PREVIEW_TIMEOUT) as prometheus:
+    with _backend(timeout) as prometheus:
         if not prometheus.configured:
             raise _not_connected()
         try:

@@ -555,6 +555,19 @@ def visible_incidents(access):
     return incidents
 
 
+def actable_incidents(access):
+    """The incidents `access` may act on: those it sees, and for a `write` token (which acts
+    without listing) those a `read` token would see. Security incidents need their own
+    permission either way."""
+    from tenants.roles import Access, Perm
+
+    if not access.can(Perm.MANAGE_INCIDENTS):
+        return Incident.objects.none()
+    if not access.can(Perm.VIEW_INCIDENTS):
+        access = Access(perms=access.perms | {Perm.VIEW_INCIDENTS}, role=access.role)
+    return visible_incidents(access)
+
+
 def _locked_incident(incident_id) -> Incident:
     return Incident.objects.select_for_update().get(public_id=incident_id)
 

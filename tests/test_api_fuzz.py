@@ -178,8 +178,9 @@ def world(acme, client_for) -> dict[str, Any]:
         members.get(user__email="executive@acme.example").public_id,
         invited.public_id,
     ]
-    with tenant_context(acme):  # dashboards live in the tenant's schema
+    with tenant_context(acme):  # dashboards and incidents live in the tenant's schema
         dashboard_ids = [Dashboard.objects.values_list("public_id", flat=True).first()]
+        incident_ids = _incidents()
     event_ids = [AuditEvent.objects.filter(tenant=acme).values_list("public_id", flat=True)[0]]
     return {
         "token": _bearer(caller.secret),
@@ -192,8 +193,46 @@ def world(acme, client_for) -> dict[str, Any]:
             "/api/v1/tokens/{id}/rotate/": [spare.token.public_id],
             "/api/v1/dashboards/{id}/": dashboard_ids,
             "/api/v1/audit-events/{id}/": event_ids,
+            **{
+                f"/api/v1/incidents/{{id}}/{action}": incident_ids
+                for action in (
+                    "",
+                    "acknowledge/",
+                    "assign/",
+                    "notes/",
+                    "silence/",
+                    "resolve/",
+                    "reopen/",
+                )
+            },
         },
     }
+
+
+def _incidents() -> list:
+    """One open and one resolved incident, through the intake as Alertmanager delivers them."""
+    import json as _json
+
+    from alerts.incident_intake import apply_notification
+    from alerts.intake import parse_notification
+
+    def alert(fingerprint: str, status: str) -> dict:
+        return {
+            "status": status,
+            "labels": {"alertname": "FuzzTarget", "tenant": "acme", "severity": "P1"},
+            "annotations": {"summary": "an incident the fuzzer may act on"},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2026-01-01T00:05:00Z" if status == "resolved" else "",
+            "fingerprint": fingerprint,
+        }
+
+    body = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [alert("fuzz-open", "firing"), alert("fuzz-resolved", "resolved")],
+    }
+    result = apply_notification(parse_notification(_json.dumps(body).encode(), schema="acme"))
+    return [incident.public_id for incident in result.opened]
 
 
 def _principal_for(case) -> str:

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from alerts.api import views
+from alerts.api import incidents, views
 
 router = SimpleRouter()
 router.register("alert-rules", views.AlertRuleViewSet, basename="alert-rule")
@@ -13,4 +13,6 @@ router.register(
 )
 router.register("silences", views.SilenceViewSet, basename="silence")
 router.register("rule-file", views.RuleFileViewSet, basename="rule-file")
+# "api-": the incident pages are named `incident`, `incident-action`...
+router.register("incidents", incidents.IncidentViewSet, basename="api-incident")
 urlpatterns = router.urls

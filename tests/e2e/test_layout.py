@@ -95,6 +95,7 @@ def long_data(django_db_blocker) -> Iterator[list[str]]:
                 actor=actor,
             )
             made["receiver"] = receiver.public_id
+            incident = _long_incident(rule.name, actor)
             from dashboards.models import Dashboard
 
             executive = Dashboard.objects.get(title="Executive overview")
@@ -108,6 +109,8 @@ def long_data(django_db_blocker) -> Iterator[list[str]]:
                 f"/alerts/rules/{rule.public_id}/",
                 f"/alerts/receivers/{receiver.public_id}/",
                 f"/members/{member.public_id}/remove/",
+                f"/incidents/{incident.public_id}/",
+                "/incidents/?status=all",
             ]
 
     def forget() -> None:
@@ -132,6 +135,40 @@ def long_data(django_db_blocker) -> Iterator[list[str]]:
             committed(forget)
 
 
+def _long_incident(alertname: str, actor):
+    """A resolved security incident of long ago with long labels, notes and a breach flag.
+
+    Resolved and months old, so it counts in no open list and no 30-day figure; its timeline is
+    append-only, so it stays in acme for the rest of the run.
+    """
+    import json
+
+    from alerts import services as alerts
+    from alerts.incident_intake import apply_notification
+    from alerts.intake import parse_notification
+
+    alert = {
+        "status": "resolved",
+        "labels": {
+            "alertname": alertname,
+            "tenant": "acme",
+            "severity": "P1",
+            "category": "security",
+            "service": "s" * 200,
+            "team": "o" * 120,
+        },
+        "annotations": {"summary": "s" * 500, "description": "d" * 4000},
+        "startsAt": "2026-01-05T10:00:00Z",
+        "endsAt": "2026-01-05T11:00:00Z",
+        "fingerprint": uuid.uuid4().hex[:16],
+    }
+    body = json.dumps({"version": "4", "status": "resolved", "alerts": [alert]})
+    (incident,) = apply_notification(parse_notification(body.encode(), schema="acme")).opened
+    alerts.add_incident_note(incident_id=incident.public_id, text="n" * 3000, actor=actor)
+    alerts.flag_personal_data_breach(incident_id=incident.public_id, actor=actor)
+    return incident
+
+
 def _overflow(page: Page) -> int:
     """How many pixels the page is wider than the viewport (0 when it fits)."""
     return page.evaluate(
@@ -148,6 +185,8 @@ def test_every_main_page_fits_the_viewport(browsing: Browsing, long_data, width:
     for path in [*TENANT_PAGES, *long_data]:
         response = page.goto(browsing.site.url("acme", path))
         assert response is not None and response.status == 200, path
+        # Parts loaded after the page (the incident's chart) are measured too.
+        page.wait_for_function("() => !document.querySelector('[hx-trigger=load]')")
         overflow = _overflow(page)
         if overflow:
             too_wide[path] = overflow
