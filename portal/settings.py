@@ -63,6 +63,9 @@ SHARED_APPS = [
     "axes",
     "csp",
     "django_htmx",
+    # Two-factor sign-in: people are platform-wide, so their authenticator apps are too.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "compliance_catalog",  # the framework catalog: platform-wide data in the public schema
 ]
 TENANT_APPS = [
@@ -93,6 +96,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks whether the session was verified with a second factor (request.user.is_verified()).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

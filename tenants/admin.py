@@ -10,10 +10,12 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django_otp.plugins.otp_totp import admin as _otp_totp_admin  # noqa: F401 (registers first)
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import get_public_schema_name
 
 from tenants import audit, services
-from tenants.accounts.services import deactivate_user
+from tenants.accounts.services import deactivate_user, reset_two_factor
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 from tenants.models import ApiToken, AuditEvent, Domain, Membership, Tenant
 from tenants.provisioning import deactivate_tenant, provision_tenant, reactivate_tenant
@@ -277,6 +279,35 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["occurred_at", "tenant", "seq", "actor_label", "action", "object_repr"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "action", "object_repr"]
+
+
+# django-otp's own admin shows each app's secret (and its QR code) and edits apps unaudited.
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class AuthenticatorAppAdmin(admin.ModelAdmin):
+    """People's authenticator apps: listed, and removed for someone who lost theirs (audited,
+    through the service). Never added or edited here; the secret is never shown."""
+
+    list_display = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    list_filter = ["confirmed"]
+    search_fields = ["user__email"]
+    fields = ["user", "name", "confirmed", "created_at", "last_used_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        reset_two_factor(device=obj, actor=audit.Actor.from_request(request))
+
+    def delete_queryset(self, request, queryset):
+        for device in queryset:
+            self.delete_model(request, device)
 
 
 # ---- tenant admin (tenant host, the tenant's admins) ---------------------------------------------

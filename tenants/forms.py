@@ -145,6 +145,17 @@ class TenantSettingsForm(PortalForm):
     name = TextField(label="Name", max_length=TENANT_NAME_MAX)
 
 
+class TwoFactorRequirementForm(PortalForm):
+    """Whether members must sign in with a second factor: "on" or "off"."""
+
+    require_two_factor = _choice_field(
+        [("on", "Required"), ("off", "Not required")], "Require two-factor sign-in"
+    )
+
+    def clean_require_two_factor(self) -> bool:
+        return self.cleaned_data["require_two_factor"] == "on"
+
+
 class TokenForm(PortalForm):
     name = TextField(label="Name", max_length=TOKEN_NAME_MAX)
     scopes = forms.MultipleChoiceField(

@@ -29,6 +29,11 @@ member_removed = Signal()
 role_changed = Signal()
 # sender=User class; kwargs: user (deactivated: can no longer sign in anywhere)
 user_deactivated = Signal()
+# sender=Tenant class; kwargs: tenant (members now need a session verified with a second factor)
+two_factor_required = Signal()
+# sender=User class; kwargs: user (their authenticator app is gone: no session of theirs is
+# verified any more)
+second_factor_removed = Signal()
 
 
 def send_on_commit(hook: Signal, sender, *, tenant=None, **kwargs) -> None:

@@ -22,6 +22,8 @@ class Tenant(TenantMixin):
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
     is_active = models.BooleanField(default=True)
+    # Members must sign in with a second factor (an authenticator app) to use this tenant.
+    require_two_factor = models.BooleanField(default=False)
 
     auto_create_schema = True
     # Never drop a schema as a side effect of deleting a row: tenants are deactivated instead.

@@ -283,6 +283,47 @@ def rename_tenant(*, tenant: Tenant, name: str, actor: audit.Actor) -> Tenant:
     return locked
 
 
+@transaction.atomic
+def set_two_factor_requirement(
+    *, tenant: Tenant, required: bool, actor: audit.Actor, actor_verified: bool
+) -> Tenant:
+    """Require (or stop requiring) members to sign in with a second factor to use `tenant`.
+
+    `actor_verified` says whether the person making the change signed in with a second factor in
+    this session: turning the requirement on is refused otherwise, so nobody shuts themselves
+    out. Once committed, live connections of unverified sessions are told to look again.
+    """
+    if not isinstance(required, bool):
+        raise ValidationError({"require_two_factor": ["Send true or false."]})
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if locked.require_two_factor == required:
+        return locked
+    if required and not actor_verified:
+        raise ValidationError(
+            {
+                "require_two_factor": [
+                    "Verify this session with a code from your own authenticator app first (set "
+                    "one up on your account page if you have none): otherwise you would lock "
+                    "yourself out."
+                ]
+            }
+        )
+    locked.require_two_factor = required
+    locked.save(update_fields=["require_two_factor"])
+    tenant.require_two_factor = required
+    audit.record(
+        actor=actor,
+        action="tenant.two_factor_changed",
+        obj=locked,
+        tenant=locked,
+        before={"require_two_factor": not required},
+        after={"require_two_factor": required},
+    )
+    if required:
+        lifecycle.send_on_commit(lifecycle.two_factor_required, Tenant, tenant=locked)
+    return locked
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     token: ApiToken

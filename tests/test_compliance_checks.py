@@ -160,10 +160,22 @@ def test_the_audit_chain_must_have_verified_within_a_day(in_acme):
     assert "event 4: broken link" in result.reason
 
 
-def test_two_factor_is_not_assessed_while_no_second_factor_exists(in_acme):
+def test_every_admin_must_have_a_confirmed_authenticator_app(in_acme):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tenants.models import Membership
+
     result = checks.admin_two_factor(in_acme)
-    assert result.status == Status.NOT_ASSESSED
-    assert "django-otp" in result.reason
+    assert result.status == Status.FAILING
+    assert "no confirmed authenticator app" in result.reason
+
+    admins = [m.user for m in Membership.objects.filter(tenant=in_acme, role="admin")]
+    for user in admins:
+        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    assert checks.admin_two_factor(in_acme).status == Status.FAILING  # set up, never confirmed
+    TOTPDevice.objects.filter(user__in=admins).update(confirmed=True)
+    result = checks.admin_two_factor(in_acme)
+    assert result.status == Status.PASSING, result.reason
 
 
 def test_receiver_secrets_must_be_stored_encrypted(in_acme, monkeypatch):
@@ -225,7 +237,7 @@ def test_running_the_checks_records_statuses_history_and_audit_once(in_acme):
     automated = ControlStatus.objects.filter(source=Source.AUTOMATED)
     assert {s.control_code: s.status for s in automated} == outcome
     assert outcome["IR-01"] == Status.FAILING
-    assert outcome["IAM-01"] == Status.NOT_ASSESSED
+    assert outcome["IAM-01"] == Status.FAILING  # the seeded admins have no authenticator app
     changes = StatusChange.objects.count()
     events = AuditEvent.objects.filter(tenant=in_acme, action="compliance.status_changed").count()
     assert changes == len(outcome) == events - before

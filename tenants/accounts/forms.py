@@ -1,4 +1,5 @@
-"""Account forms: the password-reset request and changing one's own password."""
+"""Account forms: the password-reset request, changing one's own password, and codes of
+authenticator apps (two-factor sign-in)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth import forms as auth_forms
 
 from tenants import links
+from tenants.accounts import two_factor
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
@@ -85,3 +87,36 @@ class OwnPasswordForm(forms.Form):
         if first and second and first != second:
             self.add_error("new_password2", "The two new passwords differ.")
         return cleaned
+
+
+class CodeField(forms.CharField):
+    """A code from an authenticator app: six digits, spaces allowed (`two_factor.clean_code`)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(
+                attrs={
+                    "autocomplete": "one-time-code",
+                    "inputmode": "numeric",
+                    "maxlength": two_factor.CODE_INPUT_MAX,
+                    "spellcheck": "false",
+                }
+            ),
+        )
+        super().__init__(strip=False, **kwargs)
+        # clean_code names a control character (NUL included) and the length itself.
+        self.validators = []
+        self.error_messages["required"] = (
+            f"Enter the {two_factor.CODE_DIGITS}-digit code your app shows."
+        )
+
+    def to_python(self, value) -> str:
+        value = super().to_python(value)
+        return two_factor.clean_code(value) if value else value
+
+
+class CodeForm(forms.Form):
+    """One code from the person's authenticator app."""
+
+    code = CodeField(label="Code")

@@ -3,7 +3,8 @@
 Session cookies are per host, so the tenant picker hands over a short-lived, single-use, signed
 ticket that names the user and the one tenant it is valid for. The tenant host asks the person
 to confirm before redeeming it: a link alone must never sign anyone in (a member could otherwise
-send colleagues a link that signs them in as the sender).
+send colleagues a link that signs them in as the sender). A session verified with a second factor
+hands that over too: the ticket names the authenticator app that verified it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.cache import cache
+from django_otp.models import Device
 from django_tenants.utils import get_public_schema_name, schema_context
 
 _SALT = "tenants.accounts.handoff"
 MAX_AGE_SECONDS = 60
 
 
-def make_ticket(user, tenant) -> str:
-    return signing.dumps(
-        {"u": user.pk, "t": tenant.schema_name, "n": secrets.token_urlsafe(12)}, salt=_SALT
-    )
+def make_ticket(user, tenant, verified_device=None) -> str:
+    """A ticket for `user` into `tenant`; `verified_device` is the authenticator app that
+    verified the session handing over, so the tenant's session is verified too."""
+    data = {"u": user.pk, "t": tenant.schema_name, "n": secrets.token_urlsafe(12)}
+    if verified_device is not None:
+        data["d"] = verified_device.persistent_id
+    return signing.dumps(data, salt=_SALT)
 
 
 def _valid_ticket(ticket: str, tenant) -> dict | None:
@@ -51,6 +56,18 @@ def redeem_ticket(ticket: str, tenant):
         if not cache.add(f"handoff:{data['n']}", 1, timeout=MAX_AGE_SECONDS * 2):
             return None
     return get_user_model().objects.filter(pk=data["u"], is_active=True).first()
+
+
+def verified_device(ticket: str, tenant, user):
+    """The confirmed app of `user` that verified the session the ticket came from, or None."""
+    data = _valid_ticket(ticket, tenant)
+    persistent_id = data.get("d") if data else None
+    if not isinstance(persistent_id, str) or "/" not in persistent_id:
+        return None
+    device = Device.from_persistent_id(persistent_id)
+    if device is None or not device.confirmed or device.user_id != user.pk:
+        return None
+    return device
 
 
 # ---- sign-out: the other direction --------------------------------------------------------------

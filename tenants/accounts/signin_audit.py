@@ -59,12 +59,15 @@ def _attempted(name: Any, address: str | None) -> audit.Actor:
 
 
 def _signed_in(sender, request, user, **kwargs) -> None:
+    # A sign-in completed with an authenticator app's code carries the app (django-otp's way).
+    second_factor = getattr(user, "otp_device", None) is not None
     _record_on_each_chain(
         request,
         user,
         actor=audit.Actor.for_user(user, audit.client_address(request)),
         action=AuditAction.AUTH_SIGNED_IN,
         obj=user,
+        after={"two_factor": True} if second_factor else None,
     )
 
 
@@ -96,6 +99,12 @@ def _was_locked_before(request, credentials: Any) -> bool:
 def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
     actor = _attempted((credentials or {}).get("username"), audit.client_address(request))
     refused = _was_locked_before(request, credentials)
+    if refused:
+        reason = "locked out"
+    elif (credentials or {}).get("two_factor"):
+        reason = "two-factor code not accepted"
+    else:
+        reason = "credentials not accepted"
     _record_on_each_chain(
         request,
         find_account((credentials or {}).get("username")),
@@ -103,7 +112,7 @@ def _sign_in_failed(sender, credentials, request=None, **kwargs) -> None:
         action=AuditAction.AUTH_SIGN_IN_FAILED,
         object_type="auth.user",
         object_repr=actor.label,
-        after={"reason": "locked out" if refused else "credentials not accepted"},
+        after={"reason": reason},
     )
 
 

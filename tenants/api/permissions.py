@@ -6,8 +6,14 @@ from django_tenants.utils import get_public_schema_name
 from rest_framework.permissions import BasePermission
 
 from tenants.access import request_access
+from tenants.accounts import two_factor
 from tenants.models import ApiToken
 from tenants.roles import Perm
+
+TWO_FACTOR_MESSAGE = (
+    "This tenant requires two-factor sign-in: verify this session with a code from your "
+    "authenticator app, or use an API token."
+)
 
 
 def action_name(request, view) -> str | None:
@@ -52,8 +58,14 @@ class TenantPermission(BasePermission):
         if not tenant.is_active:
             return False
         access = request_access(request)
-        if not isinstance(request.auth, ApiToken) and access.role is None:
-            return False
+        if not isinstance(request.auth, ApiToken):
+            if access.role is None:
+                return False
+            # A person's session, where the tenant requires a second factor, must have given a
+            # code (tokens are not people: their scopes are the whole rule).
+            if tenant.require_two_factor and not two_factor.is_verified(request):
+                self.message = TWO_FACTOR_MESSAGE
+                return False
         if action_name(request, view) is None:
             return True
         perm = required_perm(request, view)

@@ -23,6 +23,7 @@ from django_tenants.utils import tenant_context
 
 from portal.scoping import member_group, tenant_wide_group
 from tenants.access import access_of
+from tenants.accounts import two_factor
 from tenants.models import Tenant
 from tenants.realtime.refusal import CLOSE_FORBIDDEN, refuse_handshake
 from tenants.roles import NO_ACCESS, Access, Perm
@@ -33,10 +34,18 @@ T = TypeVar("T")
 ACCESS_REVOKED = "access.revoked"
 
 
-def _access_now(tenant: Tenant, user) -> Access:
-    """What `user` may do in `tenant` right now (nothing in an inactive tenant)."""
+def _access_now(tenant: Tenant, user, session=None) -> Access:
+    """What `user` may do in `tenant` right now: nothing in an inactive tenant, nor, where the
+    tenant requires a second factor, from a session that was not verified with one."""
     with tenant_context(tenant):
-        if not Tenant.objects.filter(pk=tenant.pk, is_active=True).exists():
+        requires = (
+            Tenant.objects.filter(pk=tenant.pk, is_active=True)
+            .values_list("require_two_factor", flat=True)
+            .first()
+        )
+        if requires is None:
+            return NO_ACCESS
+        if requires and not two_factor.session_verified(user, session):
             return NO_ACCESS
         return access_of(user, tenant)
 
@@ -76,7 +85,9 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
             return
         self.tenant = scope["tenant"]
         self.user = scope.get("user")
-        self.access = await database_sync_to_async(_access_now)(self.tenant, self.user)
+        self.access = await database_sync_to_async(_access_now)(
+            self.tenant, self.user, scope.get("session")
+        )
         if not self.access.can(self.permission):
             await refuse_handshake(send)
             return
@@ -147,7 +158,9 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
             await self.on_access_changed()
 
     async def _still_allowed(self) -> bool:
-        self.access = await database_sync_to_async(_access_now)(self.tenant, self.user)
+        self.access = await database_sync_to_async(_access_now)(
+            self.tenant, self.user, self.scope.get("session")
+        )
         return self.access.can(self.permission)
 
     async def _end(self) -> None:

@@ -29,6 +29,13 @@ def connect() -> None:
     lifecycle.tenant_deactivated.connect(
         tenant_deactivated, dispatch_uid="realtime.tenant_deactivated"
     )
+    # Connections of sessions not verified with a second factor close when it becomes required.
+    lifecycle.two_factor_required.connect(
+        two_factor_required, dispatch_uid="realtime.two_factor_required"
+    )
+    lifecycle.second_factor_removed.connect(
+        second_factor_removed, dispatch_uid="realtime.second_factor_removed"
+    )
 
 
 def member_access_changed(sender, *, tenant, user, **kwargs) -> None:
@@ -46,6 +53,17 @@ def user_deactivated(sender, *, user, **kwargs) -> None:
 def tenant_deactivated(sender, *, tenant, **kwargs) -> None:
     """A tenant was switched off: every connection to it looks again."""
     notify_groups([tenant_wide_group(tenant.schema_name)])
+
+
+def two_factor_required(sender, *, tenant, **kwargs) -> None:
+    """The tenant now requires a verified session: every connection to it looks again."""
+    notify_groups([tenant_wide_group(tenant.schema_name)])
+
+
+def second_factor_removed(sender, *, user, **kwargs) -> None:
+    """A person's authenticator app is gone, so none of their sessions is verified any more:
+    their connections look again (in tenants that require a second factor they close)."""
+    user_deactivated(sender, user=user)
 
 
 def notify_groups(groups: list[str]) -> None:

@@ -206,3 +206,50 @@ def test_the_phone_menu_opens_and_shows_the_navigation(browsing: Browsing):
     assert not link.is_visible()
     page.get_by_role("button", name="Menu").click()
     assert link.is_visible()
+
+
+def _two_factor_state(require: bool, app: bool) -> None:
+    """acme's requirement, and the operator's authenticator app: confirmed (`app`) or none."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(schema_name="acme").update(require_two_factor=require)
+    TOTPDevice.objects.filter(user__email="operator@acme.example").delete()
+    if app:
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.get(email="operator@acme.example")
+        TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_two_factor_pages_fit_the_viewport(browsing: Browsing, django_db_blocker, width):
+    too_wide = {}
+    page = browsing.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    browsing.sign_in(page, "acme", "operator@acme.example")
+    page.goto(browsing.site.url("acme", "/accounts/profile/"))
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    page.wait_for_load_state()
+    assert page.locator(".qr svg").is_visible()
+    too_wide["profile: set-up (QR code and key)"] = _overflow(page)
+    with django_db_blocker.unblock():
+        committed(lambda: _two_factor_state(require=True, app=True))
+    try:
+        refused = browsing.site.url("acme", "/alerts/rules/")
+        browsing.expect_http_error(refused, 403)
+        assert page.goto(refused).status == 403
+        too_wide["requires two-factor (code form)"] = _overflow(page)
+        page.goto(browsing.site.url("acme", "/accounts/profile/"))
+        page.locator("#two-factor summary").click()
+        too_wide["profile: app on, removal open"] = _overflow(page)
+        code_step = browsing.new_page()
+        code_step.set_viewport_size({"width": width, "height": 900})
+        browsing.sign_in(code_step, "acme", "operator@acme.example")
+        assert "step=code" in code_step.url
+        too_wide["sign-in: code step"] = _overflow(code_step)
+    finally:
+        with django_db_blocker.unblock():
+            committed(lambda: _two_factor_state(require=False, app=False))
+    assert {path: px for path, px in too_wide.items() if px} == {}, f"wider than {width} px"
