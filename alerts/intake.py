@@ -60,9 +60,21 @@ def _time(value, where: str, required: bool) -> datetime | None:
             raise PayloadError(f"{where} is required")
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise PayloadError(f"{where} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        # RFC 3339 times carry their offset; a naive one would never match the stored key.
+        raise PayloadError(f"{where} is not an RFC 3339 time (it has no offset)")
+    return moment
+
+
+def _text(value, where: str, limit: int) -> str:
+    """Free text kept as given (cut to `limit`); PostgreSQL text and jsonb cannot hold NUL."""
+    text = str(value or "")[:limit]
+    if "\x00" in text:
+        raise PayloadError(f"{where} must not contain NUL characters")
+    return text
 
 
 def parse_notification(body: bytes, *, schema: str) -> Notification:
@@ -91,8 +103,10 @@ def parse_notification(body: bytes, *, schema: str) -> Notification:
         if status not in ("firing", "resolved"):
             raise PayloadError(f"{where}.status must be firing or resolved")
         fingerprint = item.get("fingerprint")
-        if not isinstance(fingerprint, str) or not 1 <= len(fingerprint) <= 64:
+        if not isinstance(fingerprint, str) or not fingerprint:
             raise PayloadError(f"{where}.fingerprint is required")
+        if len(fingerprint) > 64 or "\x00" in fingerprint:
+            raise PayloadError(f"{where}.fingerprint must be at most 64 characters, without NUL")
         alerts.append(
             Alert(
                 status=status,
@@ -101,17 +115,14 @@ def parse_notification(body: bytes, *, schema: str) -> Notification:
                 starts_at=_time(item.get("startsAt"), f"{where}.startsAt", required=True),
                 ends_at=_time(item.get("endsAt"), f"{where}.endsAt", required=False),
                 fingerprint=fingerprint,
-                generator_url=str(item.get("generatorURL") or "")[:2000],
+                generator_url=_text(item.get("generatorURL"), f"{where}.generatorURL", 2000),
             )
         )
-    group_key = str(document.get("groupKey") or "")[:300]
-    if "\x00" in group_key:
-        # It becomes the reason of a notification log row: PostgreSQL text cannot hold NUL.
-        raise PayloadError("groupKey must not contain NUL characters")
     return Notification(
         status=document["status"],
-        group_key=group_key,
-        receiver=str(document.get("receiver") or "")[:200],
+        # The group key becomes the reason of a log row, the receiver part of an audit event.
+        group_key=_text(document.get("groupKey"), "groupKey", 300),
+        receiver=_text(document.get("receiver"), "receiver", 200),
         alerts=tuple(alerts),
     )
 

@@ -185,3 +185,26 @@ def deliver_relayed_notification(
     if log.outcome == NotificationLog.Outcome.FAILED and log.detail.startswith("not delivered"):
         raise OSError(log.detail)  # the provider could not be reached: retry with backoff
     return log.outcome
+
+
+@shared_task
+def send_incident_digest() -> str:
+    """The current tenant's P3 e-mail digest, if a period ended since the last one. A failed send
+    leaves the period open: the next run sends it again."""
+    from alerts import digest
+
+    return str(digest.send_digest())
+
+
+@shared_task(platform_wide=True, routine=True)
+def digest_all_tenants() -> int:
+    """Beat: queue the digest of every active tenant with a period ended; returns how many."""
+    from alerts import digest
+
+    count = 0
+    for tenant in sync.active_tenants():
+        with tenant_context(tenant):
+            if digest.is_due():
+                send_incident_digest.delay()
+                count += 1
+    return count

@@ -204,6 +204,9 @@ CELERY_BEAT_SCHEDULE = {
     "audit-chain-heads": {"task": "tenants.tasks.record_audit_chain_heads", "schedule": 86400.0},
     # Automated compliance checks, expired attestations and the daily snapshot of every tenant.
     "compliance-assess": {"task": "compliance.tasks.assess_all_tenants", "schedule": 3600.0},
+    # The P3 e-mail digest of each tenant whose period (INCIDENT_DIGEST_INTERVAL) has ended;
+    # a failed send is tried again at the next run.
+    "incident-digest": {"task": "alerts.tasks.digest_all_tenants", "schedule": 600.0},
     "expire-metric-samples": {"task": "dashboards.tasks.expire_samples_all", "schedule": 3600.0},
 }
 
