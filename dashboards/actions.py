@@ -13,6 +13,9 @@ class AuditAction(StrEnum):
 
     DASHBOARD_CREATED = "dashboard.created"
     DASHBOARD_UPDATED = "dashboard.updated"
+    DASHBOARD_DELETED = "dashboard.deleted"
+    DASHBOARD_ARRANGED = "dashboard.arranged"
+    DASHBOARD_IMPORTED = "dashboard.imported"
     PANEL_CREATED = "dashboard.panel_created"
     PANEL_UPDATED = "dashboard.panel_updated"
     PANEL_DELETED = "dashboard.panel_deleted"

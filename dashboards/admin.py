@@ -15,8 +15,14 @@ class DashboardAdmin(TenantModelAdmin):
     list_display = ["title", "updated_at"]
     fields = ["title", "description"]
 
+    def delete_model(self, request, obj):
+        services.delete_dashboard(
+            dashboard_id=obj.public_id, actor=audit.Actor.from_request(request)
+        )
+
     def has_delete_permission(self, request, obj=None):
-        return False
+        # One at a time, through the service (the bulk action would skip the audit).
+        return False if obj is None else super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         actor = audit.Actor.from_request(request)

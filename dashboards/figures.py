@@ -6,6 +6,7 @@ axis, so the live script can append points as they come.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,15 @@ def _base_layout(panel: Panel) -> dict[str, Any]:
     }
 
 
-def _series_label(series: Series) -> str:
+_LEGEND_LABEL = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
+
+
+def _series_label(series: Series, legend: str = "") -> str:
+    if legend:
+        # Prometheus' (and Grafana's) legend format: {{label}} is that label's value.
+        named = _LEGEND_LABEL.sub(lambda m: str(series.labels.get(m.group(1), "")), legend)
+        if named.strip():
+            return named
     if not series.labels:
         return series.name
     return ", ".join(f"{k}={v}" for k, v in sorted(series.labels.items()))
@@ -65,7 +74,7 @@ def timeseries_figure(panel: Panel, series: Sequence[Series], *, bar: bool = Fal
             "type": "bar" if bar else "scatter",
             "x": x,
             "y": y,
-            "name": _series_label(one),
+            "name": _series_label(one, panel.legend),
             "marker": {"color": LINE_COLOURS[index % len(LINE_COLOURS)]},
         }
         if not bar:
@@ -164,7 +173,7 @@ def gauge_figure(panel: Panel, value: float | None) -> dict:
 def table_figure(panel: Panel, series: Sequence[Series]) -> dict:
     """The newest points of every series, newest first."""
     rows = sorted(
-        ((t, _series_label(one), v) for one in series for t, v in one.points),
+        ((t, _series_label(one, panel.legend), v) for one in series for t, v in one.points),
         key=lambda row: row[0],
         reverse=True,
     )[:MAX_TABLE_ROWS]

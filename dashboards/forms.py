@@ -12,7 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from dashboards.models import Dashboard, MetricDefinition, Panel
-from tenants.forms import PortalForm, TextField
+from tenants.forms import PortalForm, TextField, check_text
 
 TITLE_MAX = Dashboard._meta.get_field("title").max_length
 # The column is unbounded text; a description is a sentence or two, not a document.
@@ -34,6 +34,12 @@ MAX_CARDINALITY = 100_000
 DEFAULT_CARDINALITY = 1000
 MAX_THRESHOLDS = 5
 GRID_COLUMNS = 12
+MAX_ROW = 10_000
+MAX_HEIGHT = 24
+# A dashboard is read by people: hundreds of panels are already more than a page can draw.
+MAX_PANELS = 500
+# An exported Grafana dashboard of a few hundred panels is well under 1 MB.
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 
 
 def _choice(choices, label: str, **kwargs) -> forms.ChoiceField:
@@ -89,12 +95,18 @@ class LabelFilterField(forms.Field):
                     raise ValidationError(f"Write label=value ({item[:40]!r} has no =).")
                 pairs.append((name.strip(), text.strip()))
         result = {}
+        if len(pairs) > MAX_LABELS:
+            raise ValidationError(f"At most {MAX_LABELS} labels.")
         for name, text in pairs:
             if not LABEL_NAME.fullmatch(name):
                 raise ValidationError(f"{name[:40]!r} is not a label name.")
             if not isinstance(text, str) or len(text) > 200:
                 raise ValidationError(f"{name}: the value must be text of at most 200 characters.")
-            result[name] = text
+            try:
+                # NUL cannot be stored in JSON by PostgreSQL; other controls only mislead.
+                result[name] = check_text(text, max_length=200)
+            except ValidationError as exc:
+                raise ValidationError(f"{name}: {' '.join(exc.messages)}") from None
         return result
 
 
@@ -157,10 +169,15 @@ class PanelForm(PortalForm):
     promql = TextField(label="PromQL", max_length=4000, multiline=True, required=False)
     unit = TextField(label="Unit", max_length=32, required=False)
     thresholds = ThresholdsField(label="Thresholds", required=False)
+    legend = TextField(
+        label="Legend",
+        max_length=Panel._meta.get_field("legend").max_length,
+        required=False,
+    )
     x = forms.IntegerField(label="Column", min_value=0, max_value=GRID_COLUMNS - 1, initial=0)
-    y = forms.IntegerField(label="Row", min_value=0, max_value=1000, initial=0)
+    y = forms.IntegerField(label="Row", min_value=0, max_value=MAX_ROW, initial=0)
     w = forms.IntegerField(label="Width", min_value=1, max_value=GRID_COLUMNS, initial=6)
-    h = forms.IntegerField(label="Height", min_value=1, max_value=24, initial=4)
+    h = forms.IntegerField(label="Height", min_value=1, max_value=MAX_HEIGHT, initial=4)
     position = forms.IntegerField(label="Position", min_value=0, max_value=10_000, initial=0)
 
     def clean(self):
@@ -172,4 +189,87 @@ class PanelForm(PortalForm):
             self.add_error("promql", "Write the PromQL expression of the panel.")
         if not data.get("aggregation"):
             data["aggregation"] = Panel.Aggregation.AVG
+        x, w = data.get("x"), data.get("w")
+        if x is not None and w is not None and x + w > GRID_COLUMNS:
+            self.add_error("w", f"Column + width must be at most {GRID_COLUMNS}.")
+        return data
+
+
+def _whole_number(value, name: str, low: int, high: int) -> int:
+    # JSON booleans are ints to Python, and 2.0 or "2" is not what a layout sends.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be a whole number.")
+    if not low <= value <= high:
+        raise ValidationError(f"{name} must be between {low} and {high}.")
+    return value
+
+
+def clean_cell(value) -> dict[str, int]:
+    """One panel's place on the grid: {x, y, w, h}, whole numbers inside the 12 columns."""
+    if not isinstance(value, dict):
+        raise ValidationError("Send an object with x, y, w and h.")
+    missing = [name for name in ("x", "y", "w", "h") if name not in value]
+    if missing:
+        raise ValidationError(f"{', '.join(missing)} missing.")
+    cell = {
+        "x": _whole_number(value["x"], "x", 0, GRID_COLUMNS - 1),
+        "y": _whole_number(value["y"], "y", 0, MAX_ROW),
+        "w": _whole_number(value["w"], "w", 1, GRID_COLUMNS),
+        "h": _whole_number(value["h"], "h", 1, MAX_HEIGHT),
+    }
+    if cell["x"] + cell["w"] > GRID_COLUMNS:
+        raise ValidationError(f"x + w must be at most {GRID_COLUMNS}.")
+    return cell
+
+
+def clean_layout(value) -> list[dict]:
+    """A dashboard's layout as sent: [{panel: <id>, x, y, w, h}, ...]; errors name the item."""
+    if not isinstance(value, list):
+        raise ValidationError({"layout": ["Send a list of {panel, x, y, w, h} objects."]})
+    if len(value) > MAX_PANELS:
+        raise ValidationError({"layout": [f"At most {MAX_PANELS} panels."]})
+    cells, errors = [], []
+    for index, item in enumerate(value):
+        try:
+            cell = clean_cell(item)
+            panel = item.get("panel")
+            if not isinstance(panel, str) or len(panel) > 64:
+                raise ValidationError("panel must be the id of a panel of this dashboard.")
+        except ValidationError as exc:
+            errors.append(f"Item {index}: {' '.join(exc.messages)}")
+            continue
+        cells.append({"panel": panel, **cell})
+    if errors:
+        raise ValidationError({"layout": errors[:20]})
+    return cells
+
+
+class DashboardImportForm(PortalForm):
+    """A dashboard document to import: uploaded, or pasted (`dashboards.portable` reads it)."""
+
+    file = forms.FileField(label="Dashboard file (JSON)", required=False)
+    text = forms.CharField(
+        label="…or paste it here",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+    )
+    title = TextField(label="Title (instead of the file's)", max_length=TITLE_MAX, required=False)
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        limit = f"{MAX_DOCUMENT_BYTES // (1024 * 1024)} MB"
+        if upload is not None:
+            if upload.size > MAX_DOCUMENT_BYTES:
+                self.add_error("file", f"The file is larger than {limit}.")
+                return data
+            data["content"] = upload.read()
+        elif data.get("text", "").strip():
+            if len(data["text"]) > MAX_DOCUMENT_BYTES:
+                self.add_error("text", f"The text is longer than {limit}.")
+                return data
+            data["content"] = data["text"]
+        elif not self.errors:
+            self.add_error("file", "Choose a dashboard file or paste one.")
         return data

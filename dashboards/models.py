@@ -124,6 +124,8 @@ class Panel(models.Model):
     promql = models.TextField(blank=True)
     unit = models.CharField(max_length=32, blank=True)
     thresholds = models.JSONField(default=list, blank=True)
+    # How a series is named in the legend: "{{instance}} {{mode}}" takes its labels' values.
+    legend = models.CharField(max_length=200, blank=True)
     x = models.PositiveSmallIntegerField(default=0)
     y = models.PositiveSmallIntegerField(default=0)
     w = models.PositiveSmallIntegerField(default=6)

@@ -4,6 +4,7 @@ Callers pass values `dashboards.forms.DashboardForm` has cleaned; they are check
 since the admin and commands call these services too.
 """
 
+import uuid
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -11,13 +12,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.promql import PromQLError, scope_to_tenant
-from dashboards import ingest, store
+from dashboards import ingest, portable, store
 from dashboards.actions import AuditAction
 from dashboards.forms import (
     DESCRIPTION_MAX,
+    MAX_PANELS,
     TITLE_MAX,
     MetricDefinitionForm,
     PanelForm,
+    clean_layout,
 )
 from dashboards.models import Dashboard, MetricDefinition, MetricSettings, Panel
 from tenants import audit
@@ -84,6 +87,96 @@ def update_dashboard(
     return dashboard
 
 
+@transaction.atomic
+def delete_dashboard(*, dashboard_id, actor: audit.Actor) -> None:
+    """Remove a dashboard with its panels; the trail keeps what they were."""
+    dashboard = Dashboard.objects.select_for_update().get(public_id=dashboard_id)
+    audit.record(
+        actor=actor,
+        action=AuditAction.DASHBOARD_DELETED,
+        obj=dashboard,
+        before={
+            "title": dashboard.title,
+            "description": dashboard.description,
+            "panels": [_panel_values(panel) for panel in dashboard.panels.all()],
+        },
+    )
+    dashboard.delete()
+
+
+def _shown(title: object) -> str:
+    """A panel's title as an error message may quote it: one line, short."""
+    if not isinstance(title, str):
+        return ""
+    text = "".join(ch if ch.isprintable() else " " for ch in title).strip()
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+# Where a panel form's field is in a document.
+_DOCUMENT_FIELD = {"x": "layout x", "y": "layout y", "w": "layout w", "h": "layout h"}
+
+
+def _checked_specs(specs: list) -> list[dict]:
+    """Each panel of a document checked as `create_panel` would; every error names its panel."""
+    if len(specs) > MAX_PANELS:
+        raise ValidationError({"panels": [f"At most {MAX_PANELS} panels (this has {len(specs)})."]})
+    checked, errors = [], []
+    for index, spec in enumerate(specs):
+        name = _shown(spec.get("title")) if isinstance(spec, dict) else ""
+        where = f"Panel {index + 1}" + (f" “{name}”" if name else "")
+        try:
+            values = _check_panel({**portable.spec_values(spec), "position": index})
+        except ValidationError as exc:
+            problems = exc.message_dict if hasattr(exc, "error_dict") else {"panel": exc.messages}
+            for key, messages in problems.items():
+                label = _DOCUMENT_FIELD.get(key, key)
+                errors += [f"{where}, {label}: {message}" for message in messages]
+            continue
+        checked.append(values)
+    if errors:
+        shown = errors[: portable.MAX_ERRORS]
+        if len(errors) > len(shown):
+            shown.append(f"… and {len(errors) - len(shown)} more.")
+        raise ValidationError({"panels": shown})
+    return checked
+
+
+@transaction.atomic
+def import_dashboard(
+    *,
+    plan: portable.ImportPlan,
+    actor: audit.Actor,
+    title: str | None = None,
+) -> Dashboard:
+    """A new dashboard from an import plan (`portable.read_document`): all of it or nothing.
+
+    `title`, if given, replaces the document's. The trail records the import (where it came
+    from, what was left out) and each panel as created.
+    """
+    title = _clean_title(title if title else plan.title)
+    description = _clean_description(plan.description)
+    checked = _checked_specs(plan.panels)
+    dashboard = Dashboard.objects.create(title=title, description=description)
+    audit.record(
+        actor=actor,
+        action=AuditAction.DASHBOARD_IMPORTED,
+        obj=dashboard,
+        after={
+            "title": title,
+            "description": description,
+            "origin": plan.origin,
+            "panels": len(checked),
+            "skipped": [{"panel": t, "reason": r} for t, r in plan.skipped[:MAX_PANELS]],
+        },
+    )
+    for values in checked:
+        panel = Panel.objects.create(dashboard=dashboard, **values)
+        audit.record(
+            actor=actor, action=AuditAction.PANEL_CREATED, obj=panel, after=_panel_values(panel)
+        )
+    return dashboard
+
+
 MAX_RETENTION_DAYS = 400
 
 
@@ -103,6 +196,7 @@ PANEL_FIELDS = (
     "promql",
     "unit",
     "thresholds",
+    "legend",
     "x",
     "y",
     "w",
@@ -173,6 +267,67 @@ def delete_panel(*, panel_id, actor: audit.Actor) -> None:
 
 def panels_of(dashboard: Dashboard):
     return dashboard.panels.all()
+
+
+LAYOUT_FIELDS = ("x", "y", "w", "h", "position")
+
+
+def _panel_key(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+@transaction.atomic
+def arrange_panels(*, dashboard_id, layout, actor: audit.Actor) -> list[Panel]:
+    """Place every panel of the dashboard: `layout` is [{panel: <id>, x, y, w, h}, ...].
+
+    Every panel is named exactly once, so the order is total: panels are drawn by (y, x), ties
+    in the order sent. Returns the panels in their new order.
+    """
+    dashboard = Dashboard.objects.select_for_update().get(public_id=dashboard_id)
+    cells = clean_layout(layout)
+    panels = {str(panel.public_id): panel for panel in dashboard.panels.select_for_update()}
+    errors, seen = [], set()
+    for index, cell in enumerate(cells):
+        key = _panel_key(cell["panel"])
+        if key not in panels:
+            # The same words for a malformed id, another dashboard's and another tenant's.
+            errors.append(f"Item {index}: no panel with this id on this dashboard.")
+        elif key in seen:
+            errors.append(f"Item {index}: {panels[key].title} is named twice.")
+        seen.add(key)
+        cell["panel"] = key
+    left_out = [panel.title for key, panel in panels.items() if key not in seen]
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (" …" if len(left_out) > 5 else "")
+        errors.append(f"Name every panel once; {len(left_out)} left out: {shown}.")
+    if errors:
+        raise ValidationError({"layout": errors[:20]})
+    order = sorted(range(len(cells)), key=lambda i: (cells[i]["y"], cells[i]["x"], i))
+    before, after, changed = {}, {}, []
+    for position, index in enumerate(order):
+        cell = cells[index]
+        panel = panels[cell["panel"]]
+        old = {name: getattr(panel, name) for name in LAYOUT_FIELDS}
+        new = {**{name: cell[name] for name in ("x", "y", "w", "h")}, "position": position}
+        if old != new:
+            for name, value in new.items():
+                setattr(panel, name, value)
+            changed.append(panel)
+            before[cell["panel"]] = {"title": panel.title, **old}
+            after[cell["panel"]] = {"title": panel.title, **new}
+    if changed:
+        Panel.objects.bulk_update(changed, LAYOUT_FIELDS)
+        audit.record(
+            actor=actor,
+            action=AuditAction.DASHBOARD_ARRANGED,
+            obj=dashboard,
+            before={"panels": before},
+            after={"panels": after},
+        )
+    return [panels[cells[index]["panel"]] for index in order]
 
 
 # --- Metric catalog --------------------------------------------------------------------------

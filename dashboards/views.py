@@ -1,18 +1,19 @@
 """Dashboard pages; views stay thin and write through `dashboards.services`."""
 
 import csv
+import json
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from dashboards import queries, rendering, services
+from dashboards import portable, queries, rendering, services
 from dashboards.forms import DashboardForm, MetricDefinitionForm, PanelForm
 from dashboards.models import Dashboard, MetricDefinition, Panel
 from tenants import audit
@@ -66,6 +67,10 @@ def dashboard_detail(request, dashboard_id):
             else:
                 messages.success(request, "Dashboard saved.")
                 return redirect("dashboard-page", dashboard_id=dashboard.public_id)
+    return _detail_page(request, dashboard, form, status=400 if form.errors else 200)
+
+
+def _detail_page(request, dashboard: Dashboard, form, *, layout_errors=(), status=200):
     span = queries.time_range(request.GET)
     panels = list(services.panels_of(dashboard))
     context = {
@@ -80,8 +85,65 @@ def dashboard_detail(request, dashboard_id):
         else "",
         "refreshes": REFRESHES,
         "query": _range_query(request),
+        "layout_errors": list(layout_errors),
     }
-    return render(request, "dashboards/detail.html", context, status=400 if form.errors else 200)
+    return render(request, "dashboards/detail.html", context, status=status)
+
+
+# A layout names each panel once in about 100 characters; this is far beyond MAX_PANELS of them.
+MAX_LAYOUT_CHARS = 200_000
+
+
+@require_POST
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_layout(request, dashboard_id):
+    """Save the arrangement the page's arrange mode sends (JSON in the `layout` field)."""
+    _require_edit(request)
+    dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
+    text = request.POST.get("layout", "")
+    try:
+        if len(text) > MAX_LAYOUT_CHARS:
+            raise ValidationError({"layout": [f"Longer than {MAX_LAYOUT_CHARS} characters."]})
+        try:
+            layout = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ValidationError({"layout": ["Not valid JSON."]}) from None
+        services.arrange_panels(
+            dashboard_id=dashboard.public_id,
+            layout=layout,
+            actor=audit.Actor.from_request(request),
+        )
+    except ValidationError as exc:
+        initial = {"title": dashboard.title, "description": dashboard.description}
+        form = DashboardForm(initial=initial)
+        return _detail_page(request, dashboard, form, layout_errors=exc.messages, status=400)
+    messages.success(request, "Layout saved.")
+    return redirect("dashboard-page", dashboard_id=dashboard.public_id)
+
+
+@require_GET
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_export(request, dashboard_id):
+    """The dashboard as a JSON document to keep in a repository or import elsewhere."""
+    dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
+    response = JsonResponse(
+        portable.export_dashboard(dashboard), json_dumps_params={"indent": 2, "ensure_ascii": False}
+    )
+    slug = slugify(dashboard.title)[:80] or "dashboard"
+    response["Content-Disposition"] = f'attachment; filename="{slug}.json"'
+    return response
+
+
+@require_POST
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_delete(request, dashboard_id):
+    _require_edit(request)
+    dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
+    services.delete_dashboard(
+        dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request)
+    )
+    messages.success(request, f"Dashboard {dashboard.title} deleted.")
+    return redirect("dashboards")
 
 
 # Page reloads the picker offers (seconds); live mode needs none.

@@ -261,6 +261,18 @@ def test_a_body_that_is_not_an_object_is_a_400(client_for, acme):
     assert _state(acme) == before
 
 
+def test_json_nested_beyond_the_parser_is_a_400_not_a_server_error(client_for, acme):
+    admin = client_for("acme", "admin")
+    before = _state(acme)
+    body = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/v1/dashboards/", "/api/v1/incidents/"):
+        response = admin.post(path, body, content_type="application/json")
+        assert response.status_code in (400, 405), path
+        if response.status_code == 400:
+            assert "nested too deeply" in response.json()["detail"]
+    assert _state(acme) == before
+
+
 # ---- the removal form's API shape -------------------------------------------------------------
 
 

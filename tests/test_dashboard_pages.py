@@ -280,3 +280,245 @@ def test_the_tenant_admin_site_manages_the_catalog_through_the_services(client_f
     assert refused.status_code == 302
     with tenant_context(acme):
         assert not MetricDefinition.objects.filter(name="x").exists()
+
+
+# --- deleting and arranging ------------------------------------------------------------------
+
+
+def _new_dashboard(tenant, title: str, panels: int = 3) -> Dashboard:
+    from dashboards import services
+    from tenants import audit
+
+    actor = audit.Actor.system("dashboard tests")
+    with tenant_context(tenant):
+        dashboard = services.create_dashboard(title=title, actor=actor)
+        for index in range(panels):
+            services.create_panel(
+                dashboard_id=dashboard.public_id,
+                title=f"Panel {index}",
+                kind="timeseries",
+                source="builtin",
+                metric="cpu_usage_ratio",
+                aggregation="avg",
+                x=(index % 2) * 6,
+                y=(index // 2) * 4,
+                w=6,
+                h=4,
+                position=index,
+                actor=actor,
+            )
+    return dashboard
+
+
+def test_operators_delete_a_dashboard_with_its_panels_audited(client_for, acme):
+    from tenants.models import AuditEvent
+
+    dashboard = _new_dashboard(acme, "To be deleted")
+    operator = client_for("acme", "operator")
+    page = operator.get(f"/dashboards/{dashboard.public_id}/").content.decode()
+    assert f'action="/dashboards/{dashboard.public_id}/delete/"' in page
+    assert 'data-confirm="Delete the dashboard To be deleted and its 3 panels?' in page
+    executive = client_for("acme", "executive")
+    assert executive.post(f"/dashboards/{dashboard.public_id}/delete/").status_code == 403
+    assert (
+        "Delete dashboard"
+        not in executive.get(f"/dashboards/{dashboard.public_id}/").content.decode()
+    )
+    assert operator.get(f"/dashboards/{dashboard.public_id}/delete/").status_code == 405
+    deleted = operator.post(f"/dashboards/{dashboard.public_id}/delete/", follow=True)
+    assert deleted.redirect_chain[-1][0] == "/dashboards/"
+    assert "Dashboard To be deleted deleted." in deleted.content.decode()
+    with tenant_context(acme):
+        assert not Dashboard.objects.filter(pk=dashboard.pk).exists()
+        assert not Panel.objects.filter(dashboard_id=dashboard.pk).exists()
+    event = AuditEvent.objects.get(tenant=acme, action="dashboard.deleted")
+    assert event.object_id == str(dashboard.public_id)
+    assert [p["title"] for p in event.before["panels"]] == ["Panel 0", "Panel 1", "Panel 2"]
+    assert operator.post(f"/dashboards/{dashboard.public_id}/delete/").status_code == 404
+
+
+def test_another_tenant_cannot_delete_or_arrange_a_dashboard(client_for, acme):
+    dashboard = _new_dashboard(acme, "Kept", panels=1)
+    outsider = client_for("globex", "admin")
+    assert outsider.post(f"/dashboards/{dashboard.public_id}/delete/").status_code == 404
+    assert (
+        outsider.post(f"/dashboards/{dashboard.public_id}/layout/", {"layout": "[]"}).status_code
+        == 404
+    )
+    with tenant_context(acme):
+        assert Dashboard.objects.filter(pk=dashboard.pk).exists()
+
+
+def test_the_api_deletes_a_dashboard_with_a_write_token(client_for, acme, globex):
+    from tests.factories import ApiTokenFactory
+
+    dashboard = _new_dashboard(acme, "API delete", panels=1)
+    _, reader = ApiTokenFactory(tenant=acme, scopes=["read"])
+    _, writer = ApiTokenFactory(tenant=acme, scopes=["read", "write"])
+    _, foreign = ApiTokenFactory(tenant=globex, scopes=["read", "write"])
+    api = client_for("acme")
+    path = f"/api/v1/dashboards/{dashboard.public_id}/"
+    assert api.delete(path, **bearer(reader)).status_code == 403
+    assert client_for("globex").delete(path, **bearer(foreign)).status_code == 404
+    assert api.delete(path, **bearer(writer)).status_code == 204
+    assert api.delete(path, **bearer(writer)).status_code == 404
+    with tenant_context(acme):
+        assert not Dashboard.objects.filter(pk=dashboard.pk).exists()
+
+
+def _cells(tenant, dashboard) -> list[tuple]:
+    with tenant_context(tenant):
+        return [
+            (p.title, p.x, p.y, p.w, p.h, p.position)
+            for p in Panel.objects.filter(dashboard=dashboard).order_by("position")
+        ]
+
+
+def _ids(tenant, dashboard) -> dict[str, str]:
+    with tenant_context(tenant):
+        return {p.title: str(p.public_id) for p in Panel.objects.filter(dashboard=dashboard)}
+
+
+def test_operators_arrange_panels_and_the_page_draws_the_new_order(client_for, acme):
+    from tenants.models import AuditEvent
+
+    dashboard = _new_dashboard(acme, "Arranged")
+    ids = _ids(acme, dashboard)
+    operator = client_for("acme", "operator")
+    page = operator.get(f"/dashboards/{dashboard.public_id}/").content.decode()
+    assert "js/dashboard-arrange.js" in page and 'id="arrange-form"' in page
+    assert 'data-arrange="earlier"' in page and 'data-arrange="drag"' in page
+    layout = [
+        {"panel": ids["Panel 2"], "x": 0, "y": 0, "w": 12, "h": 3},
+        {"panel": ids["Panel 0"], "x": 0, "y": 3, "w": 4, "h": 5},
+        {"panel": ids["Panel 1"], "x": 4, "y": 3, "w": 8, "h": 5},
+    ]
+    saved = operator.post(
+        f"/dashboards/{dashboard.public_id}/layout/", {"layout": json.dumps(layout)}
+    )
+    assert saved.status_code == 302
+    assert _cells(acme, dashboard) == [
+        ("Panel 2", 0, 0, 12, 3, 0),
+        ("Panel 0", 0, 3, 4, 5, 1),
+        ("Panel 1", 4, 3, 8, 5, 2),
+    ]
+    page = operator.get(f"/dashboards/{dashboard.public_id}/").content.decode()
+    assert page.index(f'id="panel-{ids["Panel 2"]}"') < page.index(f'id="panel-{ids["Panel 0"]}"')
+    assert f'class="card panel x-4 w-8 h-5" id="panel-{ids["Panel 1"]}"' in page
+    event = AuditEvent.objects.filter(tenant=acme, action="dashboard.arranged").latest("seq")
+    assert event.after["panels"][ids["Panel 2"]]["position"] == 0
+    assert event.before["panels"][ids["Panel 2"]]["position"] == 2
+    # The same layout again changes nothing and records nothing.
+    operator.post(f"/dashboards/{dashboard.public_id}/layout/", {"layout": json.dumps(layout)})
+    assert AuditEvent.objects.filter(tenant=acme, action="dashboard.arranged").count() == 1
+
+
+def test_executives_cannot_arrange(client_for, acme):
+    dashboard = _new_dashboard(acme, "Not theirs", panels=1)
+    executive = client_for("acme", "executive")
+    page = executive.get(f"/dashboards/{dashboard.public_id}/").content.decode()
+    assert "dashboard-arrange.js" not in page and "arrange-form" not in page
+    ids = _ids(acme, dashboard)
+    layout = json.dumps([{"panel": ids["Panel 0"], "x": 0, "y": 0, "w": 12, "h": 4}])
+    assert (
+        executive.post(f"/dashboards/{dashboard.public_id}/layout/", {"layout": layout}).status_code
+        == 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("not json", "Not valid JSON."),
+        ("{}", "Send a list of {panel, x, y, w, h} objects."),
+        ('[{"panel": "P0", "x": 8, "y": 0, "w": 6, "h": 4}]', "x + w must be at most 12."),
+        ('[{"panel": "P0", "x": -1, "y": 0, "w": 6, "h": 4}]', "x must be between 0 and 11."),
+        ('[{"panel": "P0", "x": 0, "y": 0, "w": 6, "h": 25}]', "h must be between 1 and 24."),
+        ('[{"panel": "P0", "x": "0", "y": 0, "w": 6, "h": 4}]', "x must be a whole number."),
+        ('[{"panel": "P0", "x": true, "y": 0, "w": 6, "h": 4}]', "x must be a whole number."),
+        ('[{"panel": "P0", "x": 1.5, "y": 0, "w": 6, "h": 4}]', "x must be a whole number."),
+        ('[{"panel": "P0", "y": 0, "w": 6, "h": 4}]', "x missing."),
+        ('[{"panel": 7, "x": 0, "y": 0, "w": 6, "h": 4}]', "panel must be the id"),
+        ('[{"panel": "P0\\u0000", "x": 0, "y": 0, "w": 6, "h": 4}]', "no panel with this id"),
+        ('[{"panel": "OTHER", "x": 0, "y": 0, "w": 6, "h": 4}]', "no panel with this id"),
+        ('[{"panel": "FOREIGN", "x": 0, "y": 0, "w": 6, "h": 4}]', "no panel with this id"),
+        (
+            '[{"panel": "P0", "x": 0, "y": 0, "w": 6, "h": 4},'
+            ' {"panel": "P0", "x": 6, "y": 0, "w": 6, "h": 4}]',
+            "Panel 0 is named twice.",
+        ),
+        ("[]", "Name every panel once; 2 left out: Panel 0, Panel 1."),
+        ("[" + "[" * 5000 + "]" * 5001, "Not valid JSON."),
+        ("[" + " " * 200_001 + "]", "Longer than 200000 characters."),
+    ],
+)
+def test_a_bad_layout_is_refused_by_name_and_nothing_moves(
+    client_for, acme, globex, layout, message
+):
+    dashboard = _new_dashboard(acme, "Guarded", panels=2)
+    other = _new_dashboard(acme, "Other", panels=1)
+    foreign = _new_dashboard(globex, "Foreign", panels=1)
+    ids = _ids(acme, dashboard)
+    layout = (
+        layout.replace("P0", ids["Panel 0"])
+        .replace("OTHER", _ids(acme, other)["Panel 0"])
+        .replace("FOREIGN", _ids(globex, foreign)["Panel 0"])
+    )
+    before = _cells(acme, dashboard)
+    operator = client_for("acme", "operator")
+    response = operator.post(f"/dashboards/{dashboard.public_id}/layout/", {"layout": layout})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The layout was not saved" in page
+    assert message in page.replace("&#x27;", "'"), page[page.index("layout-errors") :][:600]
+    assert _cells(acme, dashboard) == before
+
+
+def test_the_api_arranges_panels(client_for, acme):
+    from tests.factories import ApiTokenFactory
+
+    dashboard = _new_dashboard(acme, "API layout", panels=2)
+    ids = _ids(acme, dashboard)
+    _, writer = ApiTokenFactory(tenant=acme, scopes=["read", "write"])
+    api = client_for("acme")
+    path = f"/api/v1/dashboards/{dashboard.public_id}/layout/"
+    body = {
+        "layout": [
+            {"panel": ids["Panel 0"], "x": 6, "y": 0, "w": 6, "h": 2},
+            {"panel": ids["Panel 1"], "x": 0, "y": 0, "w": 6, "h": 2},
+        ]
+    }
+    response = send_json(api, "put", path, body, **bearer(writer))
+    assert response.status_code == 200, response.content
+    assert [cell["panel"] for cell in response.json()["layout"]] == [ids["Panel 1"], ids["Panel 0"]]
+    assert _cells(acme, dashboard) == [("Panel 1", 0, 0, 6, 2, 0), ("Panel 0", 6, 0, 6, 2, 1)]
+    bad = send_json(
+        api, "put", path, {"layout": [{**body["layout"][0], "w": "6"}]}, **bearer(writer)
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {"layout": ["Item 0: w must be a whole number."]}
+    assert send_json(api, "put", path, [], **bearer(writer)).status_code == 400
+
+
+def test_the_tenant_admin_site_deletes_a_dashboard_through_the_service(client_for, acme):
+    from tenants.models import AuditEvent
+
+    dashboard = _new_dashboard(acme, "Admin removes", panels=2)
+    admin = client_for("acme", "admin")
+    path = f"/admin/dashboards/dashboard/{dashboard.pk}/delete/"
+    assert admin.get(path).status_code == 200
+    # No bulk action: it would skip the service.
+    changelist = admin.get("/admin/dashboards/dashboard/").content.decode()
+    assert "delete_selected" not in changelist
+    assert admin.post(path, {"post": "yes"}).status_code == 302
+    with tenant_context(acme):
+        assert not Dashboard.objects.filter(pk=dashboard.pk).exists()
+    event = AuditEvent.objects.get(tenant=acme, action="dashboard.deleted")
+    assert event.object_repr == "Admin removes" and len(event.before["panels"]) == 2
+    executive = client_for("acme", "executive")
+    other = _new_dashboard(acme, "Still here", panels=0)
+    assert executive.post(
+        f"/admin/dashboards/dashboard/{other.pk}/delete/", {"post": "yes"}
+    ).status_code in (302, 403)
+    with tenant_context(acme):
+        assert Dashboard.objects.filter(pk=other.pk).exists()

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
-from dashboards import services
-from dashboards.api.serializers import DashboardSerializer
+from dashboards import portable, services
+from dashboards.api.serializers import (
+    DashboardDocumentSerializer,
+    DashboardImportInput,
+    DashboardImportResultSerializer,
+    DashboardSerializer,
+    LayoutInput,
+    LayoutSerializer,
+)
+from dashboards.forms import MAX_DOCUMENT_BYTES, MAX_PANELS
 from dashboards.models import Dashboard
 from tenants import audit
 from tenants.api.viewsets import TenantViewSet
 from tenants.roles import Perm
+
+
+class DocumentJSONParser(BaseParser):
+    """JSON of at most MAX_DOCUMENT_BYTES, read as `portable.load_document` reads an upload:
+    the size is refused before parsing, and deep nesting is a 400 rather than a crash."""
+
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read(MAX_DOCUMENT_BYTES + 1) if stream is not None else b""
+        try:
+            return portable.load_document(body)
+        except portable.DocumentError as exc:
+            raise ParseError(" ".join(exc.errors)) from None
+
+
+def _layout_of(panels) -> dict:
+    return {
+        "layout": [{"panel": p.public_id, "x": p.x, "y": p.y, "w": p.w, "h": p.h} for p in panels]
+    }
 
 
 class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -26,6 +58,10 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
         "retrieve": Perm.VIEW_DASHBOARDS,
         "create": Perm.EDIT_DASHBOARDS,
         "partial_update": Perm.EDIT_DASHBOARDS,
+        "destroy": Perm.EDIT_DASHBOARDS,
+        "export": Perm.VIEW_DASHBOARDS,
+        "layout": Perm.EDIT_DASHBOARDS,
+        "import_document": Perm.EDIT_DASHBOARDS,
     }
 
     def base_queryset(self) -> QuerySet:
@@ -44,3 +80,97 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
             dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request), **data
         )
         return Response(DashboardSerializer(dashboard).data)
+
+    @extend_schema(responses={204: None}, description="Deletes the dashboard and its panels.")
+    def destroy(self, request, id=None):
+        dashboard = self.get_object()
+        services.delete_dashboard(
+            dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        responses={200: DashboardDocumentSerializer},
+        description=(
+            "The dashboard as a document: title, description, every panel's settings and "
+            "place on the grid, no ids. POST it to `/api/v1/dashboards/import/` (here or in "
+            "another tenant) to make a copy."
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request, id=None):
+        return Response(portable.export_dashboard(self.get_object()))
+
+    @extend_schema(
+        request=LayoutInput,
+        responses={200: LayoutSerializer},
+        description=(
+            "Places every panel of the dashboard (each named once) on the 12-column grid: "
+            "`x + w` at most 12. Panels are drawn in (y, x) order; the answer lists them so."
+        ),
+    )
+    @action(detail=True, methods=["put"])
+    def layout(self, request, id=None):
+        dashboard = self.get_object()
+        data = self.validated(LayoutInput)
+        panels = services.arrange_panels(
+            dashboard_id=dashboard.public_id,
+            layout=[{**cell, "panel": str(cell["panel"])} for cell in data["layout"]],
+            actor=audit.Actor.from_request(request),
+        )
+        return Response(_layout_of(panels))
+
+    @extend_schema(
+        request=DashboardImportInput,
+        responses={201: DashboardImportResultSerializer},
+        description=(
+            "Creates a dashboard from a document: this portal's export, or a Grafana dashboard "
+            "(its Prometheus panels come over with their first query scoped to this tenant; "
+            "what cannot is listed in `skipped` with the reason; what was changed on the way "
+            "is in `notes` for one panel, in `dashboard_notes` for all, e.g. template "
+            f"variables). At most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB and "
+            f"{MAX_PANELS} panels. All or nothing: a 400 names each panel and field "
+            "refused, and nothing is written."
+        ),
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[DocumentJSONParser],
+    )
+    def import_document(self, request):
+        data = self.validated(DashboardImportInput)
+        title = data.get("title")
+        try:
+            plan = portable.read_document(data["document"], schema=request.tenant.schema_name)
+            dashboard = services.import_dashboard(
+                plan=plan, title=title or None, actor=audit.Actor.from_request(request)
+            )
+        except portable.DocumentError as exc:
+            raise ValidationError({"document": exc.errors}) from None
+        except DjangoValidationError as exc:
+            raise ValidationError(_import_errors(exc, title_sent=bool(title))) from None
+        body = {
+            "dashboard": DashboardSerializer(dashboard).data,
+            "origin": plan.origin,
+            "imported": [{"title": p.title, "kind": p.kind} for p in dashboard.panels.all()],
+            "skipped": [{"panel": t, "reason": r} for t, r in plan.skipped],
+            "notes": [{"panel": t, "note": n} for t, n in plan.notes],
+            "dashboard_notes": plan.dashboard_notes,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _import_errors(exc: DjangoValidationError, *, title_sent: bool) -> dict[str, list[str]]:
+    """A service's refusal keyed by the input: `title` if it was sent, else the document."""
+    problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+    errors: dict[str, list[str]] = {}
+    for key, messages in problems.items():
+        if key == "title" and title_sent:
+            errors.setdefault("title", []).extend(messages)
+        elif key in ("", "panels"):
+            errors.setdefault("document", []).extend(messages)
+        else:
+            errors.setdefault("document", []).extend(f"{key}: {m}" for m in messages)
+    return errors

@@ -24,7 +24,13 @@ class StrictJSONParser(JSONParser):
     """JSON whose strings are valid Unicode: a lone surrogate escape (`\\ud800`) is a 400."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _has_lone_surrogate(data):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            lone_surrogate = _has_lone_surrogate(data)
+        except RecursionError:
+            # Python's parser (and the walk above) recurse per level: thousands of nested
+            # brackets would otherwise be a 500.
+            raise ParseError("JSON parse error - nested too deeply.") from None
+        if lone_surrogate:
             raise ParseError("JSON parse error - a string holds an unpaired surrogate escape.")
         return data

@@ -37,6 +37,7 @@ TENANT_PAGES = [
     "/compliance/controls/GOV-01/",
     "/compliance/frameworks/iso27001/report/",
     "/dashboards/metrics/",
+    "/dashboards/import/",
     "/accounts/profile/",
 ]
 
@@ -253,3 +254,26 @@ def test_the_two_factor_pages_fit_the_viewport(browsing: Browsing, django_db_blo
         with django_db_blocker.unblock():
             committed(lambda: _two_factor_state(require=False, app=False))
     assert {path: px for path, px in too_wide.items() if px} == {}, f"wider than {width} px"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_dashboard_arrange_mode_fits_and_moves_a_panel_by_keyboard(browsing: Browsing, width: int):
+    page = browsing.new_page()
+    page.set_viewport_size({"width": width, "height": 1400})
+    browsing.sign_in(page, "acme", "admin@acme.example")
+    page.goto(browsing.site.url("acme", "/dashboards/"))
+    page.get_by_role("link", name="Operations").click()
+    page.get_by_role("button", name="Arrange panels").click()
+    assert page.locator("#arrange-form").is_visible() and _overflow(page) == 0
+
+    def titles() -> list[str]:
+        return page.eval_on_selector_all(
+            "#panel-grid > .panel", "cards => cards.map(c => c.dataset.title)"
+        )
+
+    first = titles()[0]
+    page.locator('[data-arrange="drag"]').first.focus()
+    page.keyboard.press("ArrowDown")
+    assert titles()[1] == first
+    page.get_by_role("button", name="Cancel").click()  # nothing saved, all put back
+    assert titles()[0] == first and not page.locator("#arrange-form").is_visible()

@@ -1,0 +1,110 @@
+"""Importing a dashboard on the pages: upload or paste a portal export or a Grafana dashboard,
+then read what came over, what did not and why. The report waits in the cache under a random
+token (for its importer, in this tenant) so that reloading it never imports twice."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from redis.exceptions import RedisError
+
+from dashboards import portable, services
+from dashboards.forms import MAX_DOCUMENT_BYTES, MAX_PANELS, DashboardImportForm
+from dashboards.models import Dashboard
+from tenants import audit
+from tenants.access import request_access
+from tenants.pages.decorators import require_perm
+from tenants.roles import Perm
+
+REPORT_SECONDS = 3600
+
+
+def _key(token: str) -> str:
+    # Django cache keys carry the tenant's schema (django_tenants.cache.make_key).
+    return f"dashboard-import:{token}"
+
+
+def import_report(plan: portable.ImportPlan, dashboard: Dashboard) -> dict:
+    """What the report page shows: plain data, kept in the cache between import and reading."""
+    return {
+        "dashboard": str(dashboard.public_id),
+        "title": dashboard.title,
+        "origin": plan.origin,
+        "imported": [{"title": p.title, "kind": p.kind} for p in dashboard.panels.all()],
+        "skipped": [{"panel": title, "reason": reason} for title, reason in plan.skipped],
+        "notes": [{"panel": title, "note": note} for title, note in plan.notes],
+        "dashboard_notes": list(plan.dashboard_notes),
+    }
+
+
+def _errors_of(exc: ValidationError, form: DashboardImportForm) -> list[str]:
+    """A service's refusal: the title under its field, everything else in the list."""
+    problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+    errors = []
+    for key, messages in problems.items():
+        if key == "title" and form.cleaned_data.get("title"):
+            form.add_error("title", messages)
+        elif key in ("", "panels"):
+            errors += messages
+        else:
+            errors += [f"{key}: {message}" for message in messages]
+    return errors
+
+
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_import(request):
+    if not request_access(request).can(Perm.EDIT_DASHBOARDS):
+        raise PermissionDenied(f"Your role does not allow this ({Perm.EDIT_DASHBOARDS}).")
+    form = DashboardImportForm()
+    errors: list[str] = []
+    if request.method == "POST":
+        form = DashboardImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                plan = portable.read_document(
+                    portable.load_document(form.cleaned_data["content"]),
+                    schema=request.tenant.schema_name,
+                )
+                dashboard = services.import_dashboard(
+                    plan=plan,
+                    title=form.cleaned_data.get("title") or None,
+                    actor=audit.Actor.from_request(request),
+                )
+            except portable.DocumentError as exc:
+                errors = exc.errors
+            except ValidationError as exc:
+                errors = _errors_of(exc, form)
+            else:
+                report = import_report(plan, dashboard)
+                token = secrets.token_urlsafe(24)
+                try:
+                    cache.set(
+                        _key(token), {"user": request.user.pk, **report}, timeout=REPORT_SECONDS
+                    )
+                except RedisError:
+                    # Imported all the same: show the report now rather than lose it.
+                    return render(request, "dashboards/import_report.html", {"report": report})
+                return redirect("dashboard-import-report", token=token)
+    status = 400 if form.errors or errors else 200
+    context = {
+        "form": form,
+        "errors": errors,
+        "max_panels": MAX_PANELS,
+        "max_mb": MAX_DOCUMENT_BYTES // (1024 * 1024),
+    }
+    return render(request, "dashboards/import.html", context, status=status)
+
+
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_import_report(request, token):
+    try:
+        report = cache.get(_key(token))
+    except RedisError:
+        report = None
+    if not report or report.get("user") != request.user.pk:
+        raise Http404("This import report is not kept (any more).")
+    return render(request, "dashboards/import_report.html", {"report": report})
