@@ -18,6 +18,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -340,3 +343,22 @@ def started_process(
         yield process
     finally:
         stop_process(process)
+
+
+@dataclass
+class Mailbox:
+    """What a local SMTP server (aiosmtpd) accepted: use it as the server's handler."""
+
+    messages: list[tuple[list[str], Message]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+        with self.lock:
+            self.messages.append(
+                (list(envelope.rcpt_tos), message_from_bytes(envelope.original_content))
+            )
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[Message]:
+        with self.lock:
+            return [m for rcpt, m in self.messages if address in rcpt]

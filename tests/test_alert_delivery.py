@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from dataclasses import dataclass
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -36,32 +33,13 @@ from tests.alerting_fixtures import (
     running_sync_worker,
 )
 from tests.conftest import wait_for
-from tests.helpers import free_port
+from tests.helpers import Mailbox, free_port
 
 pytestmark = pytest.mark.timeout(240)
 committed_alerting = alerting_fixtures.committed_alerting
 
 SMS_TOKEN = "sms-provider-token"
 FAST = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
-
-
-@dataclass
-class Mailbox:
-    """What the local SMTP server accepted."""
-
-    messages: list[tuple[list[str], Message]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
-        with self.lock:
-            self.messages.append(
-                (list(envelope.rcpt_tos), message_from_bytes(envelope.original_content))
-            )
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list[Message]:
-        with self.lock:
-            return [m for rcpt, m in self.messages if address in rcpt]
 
 
 @dataclass

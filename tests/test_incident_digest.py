@@ -3,11 +3,9 @@ through a real SMTP server; a failed send keeps the period open and shows in the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import message_from_bytes
 from email.message import Message
 
 import pytest
@@ -28,27 +26,8 @@ from alerts.models import (
 from alerts.tasks import digest_all_tenants, send_incident_digest
 from portal.celery import app
 from tenants.models import AuditEvent
-from tests.helpers import free_port, unique
+from tests.helpers import Mailbox, free_port, unique
 from tests.test_incident_intake import ACTOR, alert, deliver, fingerprint, incident_of
-
-
-@dataclass
-class Mailbox:
-    """What the local SMTP server accepted, by recipient."""
-
-    messages: list[tuple[list[str], Message]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
-        with self.lock:
-            self.messages.append(
-                (list(envelope.rcpt_tos), message_from_bytes(envelope.original_content))
-            )
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list[Message]:
-        with self.lock:
-            return [m for rcpt, m in self.messages if address in rcpt]
 
 
 @dataclass

@@ -168,15 +168,7 @@ def remove_two_factor(*, user, code: str, actor: audit.Actor) -> None:
         deleted, _ = TOTPDevice.objects.filter(pk=device.pk, confirmed=True).delete()
         if not deleted:
             return
-        for tenant in _two_factor_chains(user):
-            audit.record(
-                actor=actor,
-                action=AuditAction.AUTH_TWO_FACTOR_REMOVED,
-                obj=user,
-                tenant=tenant,
-                before={"email": user.email, "device": device.name},
-            )
-        lifecycle.send_on_commit(lifecycle.second_factor_removed, User, user=user)
+        _removed(user, device, actor)
 
 
 @transaction.atomic
@@ -188,6 +180,11 @@ def reset_two_factor(*, device, actor: audit.Actor) -> None:
     deleted, _ = TOTPDevice.objects.filter(pk=device.pk).delete()
     if not deleted or not device.confirmed:
         return
+    _removed(user, device, actor, after={"reset_by_platform": True})
+
+
+def _removed(user, device, actor: audit.Actor, after: dict | None = None) -> None:
+    """Audit a removed app in every chain the person is in; their sockets look again."""
     for tenant in _two_factor_chains(user):
         audit.record(
             actor=actor,
@@ -195,9 +192,9 @@ def reset_two_factor(*, device, actor: audit.Actor) -> None:
             obj=user,
             tenant=tenant,
             before={"email": user.email, "device": device.name},
-            after={"reset_by_platform": True},
+            after=after,
         )
-    lifecycle.send_on_commit(lifecycle.second_factor_removed, User, user=user)
+    lifecycle.send_on_commit(lifecycle.second_factor_removed, type(user), user=user)
 
 
 @transaction.atomic
