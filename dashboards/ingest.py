@@ -4,13 +4,16 @@ A batch arrives as JSON (`{"samples": [{"name", "labels", "value", "timestamp"}]
 Prometheus text exposition format. Every problem is reported with the sample's index (its
 position in the batch, or its line in the text format) and nothing of a batch with a problem is
 stored. Stored samples go to the tenant's store with COPY; watching dashboards get them on commit.
+
+A batch is checked column by column: each distinct (name, labels) once, then all values and all
+timestamps at once. Only a batch with a problem is walked sample by sample, to name each one.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from dashboards import live, store
-from dashboards.models import MetricDefinition, MetricSeries, MetricSettings
+from dashboards.models import MetricDefinition, MetricSeries, MetricSettings, Panel
 
 MAX_SAMPLES = 10_000
 MAX_LABEL_VALUE = 200
@@ -34,6 +37,10 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NUMBERS = frozenset({int, float})
 
 
 class IngestError(Exception):
@@ -58,6 +65,38 @@ class RawSample:
 
 
 @dataclass
+class RawBatch:
+    """Samples as sent, column by column: position i of every column is one sample."""
+
+    index: Sequence[int]
+    name: list[Any]
+    labels: list[Any]
+    value: list[Any]
+    timestamp: list[Any]
+
+    @classmethod
+    def of(cls, samples: Sequence[RawSample]) -> RawBatch:
+        return cls(
+            [s.index for s in samples],
+            [s.name for s in samples],
+            [s.labels for s in samples],
+            [s.value for s in samples],
+            [s.timestamp for s in samples],
+        )
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+    def samples(self) -> list[RawSample]:
+        return [
+            RawSample(*row)
+            for row in zip(
+                self.index, self.name, self.labels, self.value, self.timestamp, strict=True
+            )
+        ]
+
+
+@dataclass
 class CheckedSample:
     index: int
     metric: MetricDefinition
@@ -67,15 +106,49 @@ class CheckedSample:
     key: str = field(default="")
 
 
+@dataclass(frozen=True)
+class _Identity:
+    """What a (name, labels) pair checks to; shared by every sample of a batch that has it."""
+
+    problems: tuple[str, ...]
+    metric: MetricDefinition | None
+    labels: dict[str, str]
+    key: str
+
+
+@dataclass
+class CheckedBatch:
+    """A batch that passed every check: per sample its identity (a position in `identities`),
+    its time in Unix microseconds and its value."""
+
+    index: Sequence[int]
+    identities: list[_Identity]
+    of: list[int]
+    micros: list[int]
+    values: list[float]
+
+    def __len__(self) -> int:
+        return len(self.of)
+
+
 # --- Parsing ---------------------------------------------------------------------------------
 
 
-def parse_json_batch(data: Any) -> list[RawSample]:
+def parse_json_batch(data: Any) -> RawBatch:
     """Samples of a JSON body; IngestError if the body is not a batch at all."""
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise IngestError('samples: send {"samples": [{"name", "labels", "value", "timestamp"}]}.')
+    items = data["samples"]
+    if all(type(item) is dict for item in items):
+        return RawBatch(
+            range(len(items)),
+            [item.get("name") for item in items],
+            [item.get("labels", {}) for item in items],
+            [item.get("value") for item in items],
+            [item.get("timestamp") for item in items],
+        )
     raw = []
-    for index, item in enumerate(data["samples"]):
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
             raw.append(RawSample(index, None, None, None))
             continue
@@ -88,7 +161,7 @@ def parse_json_batch(data: Any) -> list[RawSample]:
                 item.get("timestamp"),
             )
         )
-    return raw
+    return RawBatch.of(raw)
 
 
 _LINE = re.compile(
@@ -113,7 +186,7 @@ def _text_labels(text: str) -> dict[str, str] | None:
     return labels
 
 
-def parse_text_batch(text: str) -> list[RawSample]:
+def parse_text_batch(text: str) -> RawBatch:
     """Samples of a Prometheus text exposition body; `index` is the 1-based line number."""
     raw = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -140,7 +213,7 @@ def parse_text_batch(text: str) -> list[RawSample]:
                 None if ts is None else int(ts) / 1000,
             )
         )
-    return raw
+    return RawBatch.of(raw)
 
 
 # --- Checking --------------------------------------------------------------------------------
@@ -164,7 +237,11 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     if isinstance(value, bool):
         raise ValueError("timestamp: use Unix seconds or an ISO 8601 date-time")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer past any float
+            raise ValueError("timestamp: out of range") from None
+        if not finite:
             raise ValueError("timestamp: must be a finite number of Unix seconds")
         try:
             return datetime.fromtimestamp(value, tz=UTC)
@@ -180,14 +257,15 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     raise ValueError("timestamp: use Unix seconds or an ISO 8601 date-time")
 
 
-@dataclass(frozen=True)
-class _Identity:
-    """What a (name, labels) pair checks to; shared by every sample of a batch that has it."""
+def _micros_of(at: datetime) -> int:
+    """Unix microseconds of an aware date-time, exactly."""
+    return (at - _EPOCH) // _MICROSECOND
 
-    problems: tuple[str, ...]
-    metric: MetricDefinition | None
-    labels: dict[str, str]
-    key: str
+
+def _micros(seconds: float) -> int:
+    """Unix microseconds of Unix seconds, rounded as `datetime.fromtimestamp` rounds them."""
+    fraction, whole = math.modf(seconds)
+    return int(whole) * 1_000_000 + round(fraction * 1e6)
 
 
 def _label_problems(metric: MetricDefinition, name: str, raw_labels: dict) -> list[str]:
@@ -266,7 +344,7 @@ def _problems(
     value = raw.value
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.append("value: must be a number")
-    elif not math.isfinite(value):
+    elif not _finite(value):
         problems.append("value: must be finite (no NaN or infinity)")
     elif metric is not None and metric.type == MetricDefinition.Type.COUNTER and value < 0:
         problems.append("value: a counter cannot be negative")
@@ -289,60 +367,165 @@ def _problems(
     )
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past any float
+        return False
+
+
 def settings_row() -> MetricSettings:
     row, _ = MetricSettings.objects.get_or_create(pk=1)
     return row
 
 
 def check_batch(
-    raw_samples: list[RawSample], *, now: datetime | None = None
-) -> list[CheckedSample]:
+    raw: RawBatch | list[RawSample],
+    *,
+    now: datetime | None = None,
+    settings: MetricSettings | None = None,
+) -> CheckedBatch:
     """The checked samples of a batch, or IngestError naming every bad one."""
-    if not raw_samples:
+    if not isinstance(raw, RawBatch):
+        raw = RawBatch.of(raw)
+    if not len(raw):
         raise IngestError("samples: the batch holds no samples.")
-    if len(raw_samples) > MAX_SAMPLES:
+    if len(raw) > MAX_SAMPLES:
         raise IngestError(
-            f"samples: at most {MAX_SAMPLES} per batch (this has {len(raw_samples)}).", status=413
+            f"samples: at most {MAX_SAMPLES} per batch (this has {len(raw)}).", status=413
         )
     now = now or timezone.now()
-    oldest = now - timedelta(days=settings_row().retention_days)
+    oldest = now - timedelta(days=(settings or settings_row()).retention_days)
     catalog = {m.name: m for m in MetricDefinition.objects.all()}
+    return _checked_at_once(raw, now, oldest, catalog) or _checked_one_by_one(
+        raw, now, oldest, catalog
+    )
+
+
+def _checked_at_once(raw: RawBatch, now, oldest, catalog) -> CheckedBatch | None:
+    """The checked batch when every sample passes, seen column by column; None when any may
+    not (then `_checked_one_by_one` finds which and why)."""
+    if not all(type(labels) is dict for labels in raw.labels):
+        return None
+    try:
+        # The position of each sample's (name, labels) among the batch's distinct ones.
+        firsts: dict[tuple, int] = {}
+        of = [
+            firsts.setdefault((name, tuple(labels.items())), len(firsts))
+            for name, labels in zip(raw.name, raw.labels, strict=True)
+        ]
+    except TypeError:  # names or label values that are no plain text
+        return None
+    identities = []
+    for name, labels in firsts:
+        if type(name) is not str:
+            return None
+        identity = _identity(name, dict(labels), catalog)
+        if identity.problems:
+            return None
+        identities.append(identity)
+    values = raw.value
+    if not set(map(type, values)) <= _NUMBERS or not _finite_sum(values):
+        return None
+    counters = {
+        number
+        for number, identity in enumerate(identities)
+        if identity.metric.type == MetricDefinition.Type.COUNTER
+    }
+    if counters and any(v < 0 for v, i in zip(values, of, strict=True) if i in counters):
+        return None
+    micros = _batch_micros(raw.timestamp, now)
+    if micros is None:
+        return None
+    if max(micros) > _micros_of(now + MAX_FUTURE) or min(micros) < _micros_of(oldest):
+        return None
+    return CheckedBatch(raw.index, identities, of, micros, values)
+
+
+def _finite_sum(numbers: list) -> bool:
+    """Whether every number is finite: their sum is (or overflows, then they are looked at one
+    by one)."""
+    try:
+        return math.isfinite(sum(numbers))
+    except OverflowError:
+        return False
+
+
+def _batch_micros(timestamps: list, now: datetime) -> list[int] | None:
+    """Unix microseconds of every timestamp, or None if any is not a plain one."""
+    kinds = set(map(type, timestamps))
+    if kinds <= _NUMBERS:
+        if not _finite_sum(timestamps):
+            return None
+        return [
+            int(whole) * 1_000_000 + round(fraction * 1e6)
+            for fraction, whole in map(math.modf, timestamps)
+        ]
+    if kinds <= _NUMBERS | {type(None)}:
+        now_micros = _micros_of(now)
+        if not _finite_sum([t for t in timestamps if t is not None]):
+            return None
+        return [now_micros if t is None else _micros(t) for t in timestamps]
+    try:
+        return [_micros_of(_timestamp(t, now)) for t in timestamps]
+    except (ValueError, TypeError):
+        return None
+
+
+def _checked_one_by_one(raw: RawBatch, now, oldest, catalog) -> CheckedBatch:
+    """Every sample on its own: IngestError naming each bad one, or the batch if none is."""
     errors, checked = [], []
     identities: dict[tuple, _Identity] = {}
-    for raw in raw_samples:
-        key = _identity_key(raw)
+    for sample in raw.samples():
+        key = _identity_key(sample)
         identity = identities.get(key) if key is not None else None
         if identity is None:
-            identity = _identity(raw.name, raw.labels, catalog)
+            identity = _identity(sample.name, sample.labels, catalog)
             if key is not None:
                 identities[key] = identity
-        problems, sample = _problems(raw, identity, now, oldest)
+        problems, one = _problems(sample, identity, now, oldest)
         if problems:
             errors.append(
                 {
-                    "index": raw.index,
-                    "name": raw.name if isinstance(raw.name, str) else None,
+                    "index": sample.index,
+                    "name": sample.name if isinstance(sample.name, str) else None,
                     "errors": problems,
                 }
             )
-        elif sample is not None:
-            checked.append(sample)
+        elif one is not None:
+            checked.append(one)
     if errors:
         raise IngestError(
-            f"{len(errors)} of {len(raw_samples)} samples refused; nothing stored.", errors=errors
+            f"{len(errors)} of {len(raw)} samples refused; nothing stored.", errors=errors
         )
-    return checked
+    # One identity per (metric, series key): what the batch path stores from.
+    distinct: dict[tuple[int, str], int] = {}
+    kept: list[_Identity] = []
+    of = []
+    for one in checked:
+        number = distinct.setdefault((one.metric.pk, one.key), len(distinct))
+        if number == len(kept):
+            kept.append(_Identity((), one.metric, one.labels, one.key))
+        of.append(number)
+    return CheckedBatch(
+        [one.index for one in checked],
+        kept,
+        of,
+        [_micros_of(one.at) for one in checked],
+        [one.value for one in checked],
+    )
 
 
 # --- Storing ---------------------------------------------------------------------------------
 
 
-def _series_ids(samples: list[CheckedSample]) -> dict[tuple[int, str], int]:
-    """Series id of every (metric, labels) of the batch, creating new ones within each limit."""
-    wanted: dict[int, dict[str, dict]] = defaultdict(dict)
-    for sample in samples:
-        wanted[sample.metric.pk].setdefault(sample.key, sample.labels)
-    metrics = {s.metric.pk: s.metric for s in samples}
+def _series_ids(batch: CheckedBatch) -> list[int]:
+    """The series id of each identity of the batch, creating new series within each limit."""
+    wanted: dict[int, dict[str, dict]] = {}
+    metrics: dict[int, MetricDefinition] = {}
+    for identity in batch.identities:
+        wanted.setdefault(identity.metric.pk, {}).setdefault(identity.key, identity.labels)
+        metrics[identity.metric.pk] = identity.metric
     found = {
         (metric_id, key): pk
         for pk, metric_id, key in MetricSeries.objects.filter(
@@ -358,17 +541,22 @@ def _series_ids(samples: list[CheckedSample]) -> dict[tuple[int, str], int]:
         existing = MetricSeries.objects.filter(metric_id=metric_id).count()
         if existing + len(new) > metric.cardinality_limit:
             over = set(new[max(0, metric.cardinality_limit - existing) :])
+            refused = {
+                number
+                for number, identity in enumerate(batch.identities)
+                if identity.metric.pk == metric_id and identity.key in over
+            }
             errors += [
                 {
-                    "index": s.index,
+                    "index": index,
                     "name": metric.name,
                     "errors": [
                         f"labels: a new series would pass {metric.name}'s cardinality limit "
                         f"of {metric.cardinality_limit} series"
                     ],
                 }
-                for s in samples
-                if s.metric.pk == metric_id and s.key in over
+                for index, number in zip(batch.index, batch.of, strict=True)
+                if number in refused
             ]
             continue
         MetricSeries.objects.bulk_create(
@@ -384,12 +572,14 @@ def _series_ids(samples: list[CheckedSample]) -> dict[tuple[int, str], int]:
         raise IngestError(
             f"{len(errors)} samples refused: too many series; nothing stored.", errors=errors
         )
-    return found
+    return [found[(identity.metric.pk, identity.key)] for identity in batch.identities]
 
 
-def _charge_rate(count: int) -> None:
-    """Count `count` samples against the tenant's per-minute allowance, or refuse the batch."""
-    limit = settings_row().max_samples_per_minute
+def _charge_rate(count: int, limit: int) -> str:
+    """Count `count` samples against the tenant's per-minute allowance, or refuse the batch.
+
+    Returns the key charged, to give the allowance back if the batch is not stored after all.
+    """
     # The cache key carries the tenant's schema (django_tenants.cache.make_key).
     key = f"dashboards:ingest:{int(timezone.now().timestamp()) // RATE_WINDOW_SECONDS}"
     cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
@@ -401,30 +591,91 @@ def _charge_rate(count: int) -> None:
             "Retry in the next minute.",
             status=429,
         )
+    return key
 
 
-@transaction.atomic
-def store_batch(samples: list[CheckedSample]) -> int:
+def _latest(batch: CheckedBatch, series: list[int]) -> dict[int, tuple[datetime, float]]:
+    """Each series' newest sample of the batch (the later one in the batch of equal times)."""
+    newest: dict[int, tuple[int, int]] = {}  # series id: (microseconds, position)
+    for position, (number, at) in enumerate(zip(batch.of, batch.micros, strict=True)):
+        series_id = series[number]
+        seen = newest.get(series_id)
+        if seen is None or seen[0] <= at:
+            newest[series_id] = (at, position)
+    return {
+        series_id: (_EPOCH + at * _MICROSECOND, float(batch.values[position]))
+        for series_id, (at, position) in newest.items()
+    }
+
+
+def store_batch(batch: CheckedBatch, *, settings: MetricSettings | None = None) -> int:
     """Store checked samples (all or none) and push them to watching dashboards on commit."""
-    ids = _series_ids(samples)
-    # Charged last: a refusal rolls back the series created above, and a batch refused for its
-    # samples costs no allowance.
-    _charge_rate(len(samples))
-    latest: dict[int, tuple[datetime, float]] = {}
-    rows = []
-    for sample in samples:
-        series_id = ids[(sample.metric.pk, sample.key)]
-        rows.append((series_id, sample.at, sample.value))
-        seen = latest.get(series_id)
-        if seen is None or seen[0] <= sample.at:
-            latest[series_id] = (sample.at, sample.value)
-    written = store.copy_rows(rows)
-    store.add_to_rollup(rows)
-    store.update_latest(latest)
-    transaction.on_commit(lambda: live.push_samples(samples))
-    return written
+    count = len(batch)
+    limit = (settings or settings_row()).max_samples_per_minute
+    charged: str | None = None
+    committed = []
+    try:
+        with transaction.atomic():
+            series = _series_ids(batch)
+            # Charged last: a refusal rolls back the series created above, and a batch refused
+            # for its samples costs no allowance.
+            charged = _charge_rate(count, limit)
+            store.store_encoded(_encoded(batch, series))
+            store.update_latest(_latest(batch, series))
+            transaction.on_commit(lambda: committed.append(True))
+            transaction.on_commit(lambda: _push_live(batch))
+    except BaseException:
+        # Not stored after all (the database refused, or the request went away): the allowance
+        # taken for it goes back. A failure once committed (the live push) keeps it.
+        if charged is not None and not committed:
+            cache.decr(charged, count)
+        raise
+    return count
 
 
-def ingest(raw_samples: list[RawSample]) -> int:
+def _encoded(batch: CheckedBatch, series: list[int]) -> list[bytes]:
+    """The batch as COPY rows, one run of rows per identity."""
+    runs: list[tuple[list[int], list[float]]] = [([], []) for _ in batch.identities]
+    for number, at, value in zip(batch.of, batch.micros, batch.values, strict=True):
+        run = runs[number]
+        run[0].append(at)
+        run[1].append(value)
+    return [
+        store.encode_rows(series_id, micros, values)
+        for series_id, (micros, values) in zip(series, runs, strict=True)
+    ]
+
+
+def _push_live(batch: CheckedBatch) -> None:
+    """The samples of metrics that built-in panels show, to the pages watching them."""
+    names = {identity.metric.name for identity in batch.identities}
+    shown = set(
+        Panel.objects.filter(source=Panel.Source.BUILTIN, metric__in=names).values_list(
+            "metric", flat=True
+        )
+    )
+    if not shown:
+        return
+    identities = batch.identities
+    live.push_samples(
+        [
+            CheckedSample(
+                index,
+                identities[number].metric,
+                identities[number].labels,
+                float(value),
+                _EPOCH + at * _MICROSECOND,
+                identities[number].key,
+            )
+            for index, number, at, value in zip(
+                batch.index, batch.of, batch.micros, batch.values, strict=True
+            )
+            if identities[number].metric.name in shown
+        ]
+    )
+
+
+def ingest(raw: RawBatch | list[RawSample]) -> int:
     """Check and store one batch; returns the number of samples stored."""
-    return store_batch(check_batch(raw_samples))
+    settings = settings_row()
+    return store_batch(check_batch(raw, settings=settings), settings=settings)

@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from alerts.promql import PromQLError, scope_to_tenant
 from dashboards import store
 from dashboards.downsample import minmax
-from dashboards.models import MetricDefinition, Panel
+from dashboards.models import MetricDefinition, MetricSeries, Panel
 from dashboards.store import Series
 from portal.backends.base import BackendError
 from portal.backends.prometheus import PrometheusBackend
@@ -35,6 +35,8 @@ MIN_STEP = timedelta(seconds=10)
 BUCKETS_PER_PIXEL = 2
 # Prometheus refuses a range query of more than 11,000 points per series.
 PROMETHEUS_MAX_POINTS = 11_000
+# From this step on, buckets are whole hours (the hourly rollup): at most twice the step.
+HOURLY_FROM_SECONDS = 1800
 
 
 class QueryError(Exception):
@@ -72,10 +74,16 @@ def time_range(params, *, now: datetime | None = None) -> TimeRange:
 
 
 def step_for(span: TimeRange, width: int) -> timedelta:
-    """The bucket width for `span` drawn `width` pixels wide (never finer than 10 s)."""
+    """The bucket width for `span` drawn `width` pixels wide (never finer than 10 s).
+
+    Steps of five minutes or more are whole five minutes, and of half an hour or more whole
+    hours, so long ranges read the rollups instead of every sample; rounding up never leaves
+    fewer than one bucket per pixel.
+    """
     seconds = int((span.length / max(1, width * BUCKETS_PER_PIXEL)).total_seconds())
-    if seconds >= store.ROLLUP_SECONDS:
-        # Whole five-minute buckets, so long ranges read the rollup instead of every sample.
+    if seconds >= HOURLY_FROM_SECONDS:
+        seconds = -(-seconds // store.HOUR_SECONDS) * store.HOUR_SECONDS
+    elif seconds >= store.ROLLUP_SECONDS:
         seconds = -(-seconds // store.ROLLUP_SECONDS) * store.ROLLUP_SECONDS
     return max(MIN_STEP, timedelta(seconds=seconds))
 
@@ -85,21 +93,41 @@ def _downsampled(series: list[Series], width: int) -> list[Series]:
     return [Series(s.name, s.labels, minmax(s.points, points)) for s in series]
 
 
+# Where a panel object keeps the series it was found to read (see `_stored_series`).
+_SERIES_MEMO = "_stored_series"
+
+
+def _stored_series(panel: Panel) -> list[MetricSeries]:
+    """The series of the store a built-in panel reads; QueryError if its metric is unknown.
+
+    Looked up once per panel object: a KPI's sparkline, figure and previous-period figure
+    share them.
+    """
+    wanted = (panel.metric, dict(panel.label_filter or {}))
+    memo = panel.__dict__.get(_SERIES_MEMO)
+    if memo is not None and memo[0] == wanted:
+        return memo[1]
+    rows = MetricSeries.objects.filter(metric__name=panel.metric)
+    if panel.label_filter:
+        rows = rows.filter(labels__contains=panel.label_filter)
+    matching = list(rows.only("id", "labels"))
+    if not matching and not MetricDefinition.objects.filter(name=panel.metric).exists():
+        raise QueryError(f"{panel.metric or 'No metric'} is not in the metric catalog.")
+    panel.__dict__[_SERIES_MEMO] = (wanted, matching)
+    return matching
+
+
 def builtin_series(
     panel: Panel, span: TimeRange, *, width: int = DEFAULT_WIDTH, step: timedelta | None = None
 ) -> list[Series]:
     """The panel's metric from the tenant's store: its aggregation per bucket."""
-    metric = MetricDefinition.objects.filter(name=panel.metric).first()
-    if metric is None:
-        raise QueryError(f"{panel.metric or 'No metric'} is not in the metric catalog.")
-    matching = store.matching_series(metric, panel.label_filter or {})
     series = store.bucketed(
-        matching,
+        _stored_series(panel),
         aggregation=panel.aggregation,
         start=span.start,
         end=span.end,
         step=step or step_for(span, width),
-        name=metric.name,
+        name=panel.metric,
     )
     return _downsampled(series, width)
 
@@ -139,10 +167,10 @@ def panel_series(panel: Panel, span: TimeRange, *, width: int = DEFAULT_WIDTH) -
 
 def panel_total(panel: Panel, span: TimeRange) -> float | None:
     """The panel's aggregation over the whole span (built-in store; a KPI's headline figure)."""
-    metric = MetricDefinition.objects.filter(name=panel.metric).first()
-    if metric is None:
+    try:
+        matching = _stored_series(panel)
+    except QueryError:
         return None
-    matching = store.matching_series(metric, panel.label_filter or {})
     return store.aggregate_over(
         matching, aggregation=panel.aggregation, start=span.start, end=span.end
     )

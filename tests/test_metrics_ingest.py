@@ -283,3 +283,214 @@ def test_the_retention_task_runs_in_every_tenant(acme, globex, eager_tasks):
         with tenant_context(tenant), connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM dashboards_sample WHERE ts <= %s", [ancient])
             assert cursor.fetchone()[0] == 0
+
+
+# --- Batches at volume, allowance, exact times --------------------------------------------------
+
+
+def rate_key(now) -> str:
+    from dashboards.ingest import RATE_WINDOW_SECONDS
+
+    return f"dashboards:ingest:{int(now.timestamp()) // RATE_WINDOW_SECONDS}"
+
+
+@pytest.fixture
+def fixed_now(monkeypatch):
+    """One instant for the whole test: the rate window cannot turn over in its middle."""
+    from types import SimpleNamespace
+
+    from dashboards import ingest
+
+    now = timezone.now()
+    monkeypatch.setattr(ingest, "timezone", SimpleNamespace(now=lambda: now))
+    return now
+
+
+@pytest.mark.parametrize("failing", ["store_encoded", "update_latest"])
+def test_a_batch_the_database_refuses_gives_its_allowance_back(
+    acme, catalog, metric_name, fixed_now, monkeypatch, failing
+):
+    from django.core.cache import cache
+    from django.db import DatabaseError
+
+    from dashboards import ingest, store
+
+    batch = [ingest.RawSample(i, metric_name, {"region": "eu"}, float(i)) for i in range(40)]
+    with tenant_context(acme):
+        ingest.ingest(batch[:10])
+        charged = cache.get(rate_key(fixed_now))
+        assert charged >= 10
+
+        def refuse(*args, **kwargs):
+            raise DatabaseError("disk full")
+
+        working = getattr(store, failing)
+        monkeypatch.setattr(store, failing, refuse)
+        with pytest.raises(DatabaseError):
+            ingest.ingest(batch)
+        assert cache.get(rate_key(fixed_now)) == charged
+        monkeypatch.setattr(store, failing, working)
+        assert ingest.ingest(batch) == 40
+        assert cache.get(rate_key(fixed_now)) == charged + 40
+
+
+def test_a_batch_reads_the_store_settings_once(acme, catalog, metric_name):
+    from django.test.utils import CaptureQueriesContext
+
+    from dashboards.ingest import settings_row
+
+    with tenant_context(acme):
+        settings_row()  # the row exists, as it does after a tenant's first batch
+    client = token_client(acme, "ingest")
+    with CaptureQueriesContext(connection) as captured:
+        response = push(client, [{"name": metric_name, "value": i} for i in range(5)])
+    assert response.status_code == 202
+    reads = [q for q in captured.captured_queries if "dashboards_metricsettings" in q["sql"]]
+    assert len(reads) == 1
+
+
+def test_numbers_past_any_float_are_named_not_a_server_error(acme, catalog, metric_name):
+    client = token_client(acme, "ingest")
+    before = stored_count(acme)
+    response = push(
+        client,
+        [
+            {"name": metric_name, "value": 10**400},
+            {"name": metric_name, "value": 1, "timestamp": 10**400},
+            {"name": metric_name, "value": 1, "timestamp": 1e300},
+        ],
+    )
+    assert response.status_code == 400, response.content
+    errors = {e["index"]: " ".join(e["errors"]) for e in response.json()["errors"]}
+    assert "value: must be finite" in errors[0]
+    assert errors[1] == "timestamp: out of range"
+    assert errors[2] == "timestamp: out of range"
+    assert stored_count(acme) == before
+
+
+def test_every_kind_of_timestamp_is_stored_to_the_microsecond(acme, metric_name):
+    from datetime import UTC, datetime
+    from datetime import timezone as tz
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    with tenant_context(acme):
+        metric = services.create_metric(
+            name=metric_name, type="gauge", labels=["region"], actor=ACTOR
+        )
+    client = token_client(acme, "ingest")
+    base = int(time.time()) - 600
+    # A fraction that multiplying by a million, then rounding, would put a microsecond off.
+    tricky = next(
+        t
+        for t in (base + 0.25 + k * 1e-7 for k in range(1, 5000))
+        if round(t * 1e6)
+        != (datetime.fromtimestamp(t, tz=UTC) - epoch) // timedelta(microseconds=1)
+    )
+    timestamps = [
+        base,  # whole seconds
+        tricky,  # rounded at the microsecond as datetime rounds it
+        base + 0.9999996,  # rounded up into the next second
+        datetime.fromtimestamp(base + 7, tz=UTC).isoformat(),
+        datetime.fromtimestamp(base + 8.5, tz=tz(timedelta(hours=2))).isoformat(),
+    ]
+    samples = [
+        {"name": metric_name, "labels": {"region": f"r{i}"}, "value": i, "timestamp": t}
+        for i, t in enumerate(timestamps)
+    ]
+    samples.append({"name": metric_name, "labels": {"region": "now"}, "value": 9})
+    # Numbers only (read all at once), then text and none mixed in (converted one by one).
+    assert push(client, samples[:3]).status_code == 202
+    assert push(client, samples[3:]).status_code == 202
+    with tenant_context(acme):
+        stored = {s.labels["region"]: s.last_at for s in MetricSeries.objects.filter(metric=metric)}
+    for i, t in enumerate(timestamps):
+        expected = (
+            datetime.fromisoformat(t) if isinstance(t, str) else datetime.fromtimestamp(t, tz=UTC)
+        )
+        assert stored[f"r{i}"] == expected, i
+    assert abs((stored["now"] - timezone.now()).total_seconds()) < 60
+
+
+def test_one_label_set_is_one_series_whatever_its_order(acme, globex, metric_name):
+    with tenant_context(acme):
+        services.create_metric(
+            name=metric_name, type="gauge", labels=["region", "plan"], actor=ACTOR
+        )
+    client = token_client(acme, "ingest")
+    at = time.time() - 30
+    response = push(
+        client,
+        [
+            {
+                "name": metric_name,
+                "labels": {"region": "eu", "plan": "pro"},
+                "value": 1,
+                "timestamp": at,
+            },
+            {
+                "name": metric_name,
+                "labels": {"plan": "pro", "region": "eu"},
+                "value": 2,
+                "timestamp": at,
+            },
+            {
+                "name": metric_name,
+                "labels": {"region": "eu", "plan": "pro"},
+                "value": 3,
+                "timestamp": at - 5,
+            },
+        ],
+    )
+    assert response.status_code == 202, response.content
+    with tenant_context(acme):
+        [series] = MetricSeries.objects.filter(metric__name=metric_name)
+    # Of two samples at the same instant the later in the batch is the latest; an older one
+    # after them does not move it back.
+    assert series.last_value == 2
+    with tenant_context(acme), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), sum(n) FROM dashboards_rollup_5m WHERE series_id = %s", [series.pk]
+        )
+        assert cursor.fetchone()[1] == 3
+
+
+def test_a_large_batch_of_many_series_is_stored_whole(acme, metric_name):
+    with tenant_context(acme):
+        metric = services.create_metric(
+            name=metric_name, type="counter", labels=["shard"], cardinality_limit=50, actor=ACTOR
+        )
+    client = token_client(acme, "ingest")
+    now = time.time()
+    samples = [
+        {
+            "name": metric_name,
+            "labels": {"shard": f"s{i % 40}"},
+            "value": i // 40,
+            "timestamp": now - 3000 + i * 0.5,
+        }
+        for i in range(6000)
+    ]
+    response = push(client, samples)
+    assert response.status_code == 202, response.content
+    assert response.json()["stored"] == 6000
+    with tenant_context(acme):
+        series = {s.labels["shard"]: s for s in MetricSeries.objects.filter(metric=metric)}
+        assert len(series) == 40
+        assert series["s39"].last_value == 149
+        with connection.cursor() as cursor:
+            ids = [s.pk for s in series.values()]
+            for table in ("dashboards_sample", "dashboards_rollup_5m", "dashboards_rollup_1h"):
+                cursor.execute(
+                    f"SELECT {'count(*)' if table == 'dashboards_sample' else 'sum(n)'} "
+                    f"FROM {table} WHERE series_id = ANY(%s)",
+                    [ids],
+                )
+                assert cursor.fetchone()[0] == 6000, table
+    # One negative counter among them: the batch is refused and says which.
+    samples[4321]["value"] = -1
+    refused = push(client, samples)
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == [
+        {"index": 4321, "name": metric_name, "errors": ["value: a counter cannot be negative"]}
+    ]
