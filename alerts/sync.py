@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_tenants.utils import get_public_schema_name, tenant_context
+from django_tenants.utils import tenant_context
 
 from alerts.models import (
     AlertingSettings,
@@ -364,13 +364,9 @@ def global_config() -> dict:
 
 def active_tenants():
     """Tenants whose alerting the backends hold (every active one but the platform itself)."""
-    from tenants.models import Tenant
+    from tenants.fanout import active_tenants as active
 
-    return (
-        Tenant.objects.filter(is_active=True)
-        .exclude(schema_name=get_public_schema_name())
-        .order_by("schema_name")
-    )
+    return active()
 
 
 def _refused_fragments(alertmanager, candidates: dict[str, dict], glob: dict) -> dict[str, str]:

@@ -10,11 +10,11 @@ import logging
 
 from celery import shared_task
 from django.db import connection
-from django_tenants.utils import tenant_context
 
 from alerts import sync, sync_queue
 from alerts.models import SyncState
 from portal.backends.base import BackendError
+from tenants.fanout import each_active_tenant
 
 Target = SyncState.Target
 logger = logging.getLogger(__name__)
@@ -76,12 +76,11 @@ def sync_reconcile_all() -> int:
         if removed:
             logger.info("removed the rule files of inactive tenants %s", ", ".join(removed))
     count = 0
-    for tenant in sync.active_tenants():
-        with tenant_context(tenant):
-            sync_tenant_rules.delay()
-            if sync.silences_need_sync():
-                sync_tenant_silences.delay()
-            count += 1
+    for _tenant in each_active_tenant():
+        sync_tenant_rules.delay()
+        if sync.silences_need_sync():
+            sync_tenant_silences.delay()
+        count += 1
     sync_alertmanager_platform.delay()
     return count
 
@@ -202,9 +201,8 @@ def digest_all_tenants() -> int:
     from alerts import digest
 
     count = 0
-    for tenant in sync.active_tenants():
-        with tenant_context(tenant):
-            if digest.is_due():
-                send_incident_digest.delay()
-                count += 1
+    for _tenant in each_active_tenant():
+        if digest.is_due():
+            send_incident_digest.delay()
+            count += 1
     return count

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection
 from django.template.loader import render_to_string
-from django_tenants.utils import get_public_schema_name, tenant_context
 
+from tenants.fanout import each_active_tenant
 from tenants.links import tenant_url
 
 
@@ -31,13 +31,9 @@ def assess_tenant() -> dict:
 @shared_task(platform_wide=True, routine=True)
 def assess_all_tenants() -> int:
     """Fan out one assessment per active tenant, each sent from that tenant's context."""
-    from tenants.models import Tenant
-
     count = 0
-    tenants = Tenant.objects.filter(is_active=True).exclude(schema_name=get_public_schema_name())
-    for tenant in tenants:
-        with tenant_context(tenant):
-            assess_tenant.delay()
+    for _tenant in each_active_tenant():
+        assess_tenant.delay()
         count += 1
     return count
 

@@ -1,0 +1,26 @@
+"""Work done once per tenant, for the platform's periodic tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django_tenants.utils import get_public_schema_name, tenant_context
+
+from tenants.models import Tenant
+
+
+def active_tenants():
+    """Every active tenant but the platform itself, in a stable order."""
+    return (
+        Tenant.objects.filter(is_active=True)
+        .exclude(schema_name=get_public_schema_name())
+        .order_by("schema_name")
+    )
+
+
+def each_active_tenant() -> Iterator[Tenant]:
+    """Each active tenant, with its schema current while the caller works on it (a task sent
+    then runs in that tenant)."""
+    for tenant in active_tenants():
+        with tenant_context(tenant):
+            yield tenant
