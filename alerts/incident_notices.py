@@ -19,11 +19,18 @@ def _incidents_for(alert_keys: list) -> list[Incident]:
 
 
 @transaction.atomic
-def note_notification(log: NotificationLog, alert_keys: list) -> int:
-    """Link the log row to its incidents and add a "notified" entry to each; returns how many."""
+def note_notification(log: NotificationLog, alert_keys: list) -> list:
+    """Link the log row to its incidents and add a "notified" entry to each; returns the keys
+    of the alerts that have no incident yet (the relay got there before the intake)."""
     incidents = _incidents_for(alert_keys) if alert_keys else []
+    found = {(i.fingerprint, i.started_at) for i in incidents}
+    missing = [
+        [fingerprint, starts_at]
+        for fingerprint, starts_at in alert_keys
+        if (fingerprint, datetime.fromisoformat(starts_at)) not in found
+    ]
     if not incidents:
-        return 0
+        return missing
     log.incidents.add(*incidents)
     events = []
     for incident in incidents:
@@ -46,4 +53,4 @@ def note_notification(log: NotificationLog, alert_keys: list) -> int:
     IncidentEvent.objects.bulk_create(events)
     Incident.objects.bulk_update(incidents, ["timeline_head"])
     incident_live.push_on_commit((i.public_id, i.is_security) for i in incidents)
-    return len(incidents)
+    return missing

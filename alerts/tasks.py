@@ -180,10 +180,33 @@ def deliver_relayed_notification(
     log = notify.send_and_log(
         receiver, title=title, text=text, reason=reason, severity=severity, status=status
     )
-    note_notification(log, alert_keys or [])
+    missing = note_notification(log, alert_keys or [])
+    if missing:
+        note_relayed_later.apply_async((str(log.public_id), missing, 1), countdown=2)
     if log.outcome == NotificationLog.Outcome.FAILED and log.detail.startswith("not delivered"):
         raise OSError(log.detail)  # the provider could not be reached: retry with backoff
     return log.outcome
+
+
+NOTE_ATTEMPTS = 6
+
+
+@shared_task
+def note_relayed_later(log_id: str, alert_keys: list, attempt: int) -> int:
+    """A relayed notification about alerts the intake had not recorded yet: note it on their
+    incidents once they exist (backing off), so the timeline still says who was told."""
+    from alerts.incident_notices import note_notification
+    from alerts.models import NotificationLog
+
+    log = NotificationLog.objects.filter(public_id=log_id).first()
+    if log is None:
+        return 0
+    missing = note_notification(log, alert_keys)
+    if missing and attempt < NOTE_ATTEMPTS:
+        note_relayed_later.apply_async(
+            (log_id, missing, attempt + 1), countdown=min(60, 2 * 2**attempt)
+        )
+    return len(alert_keys) - len(missing)
 
 
 @shared_task

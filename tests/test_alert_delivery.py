@@ -245,14 +245,18 @@ def test_a_firing_alert_reaches_its_tenants_receivers_by_severity_and_no_one_els
 
     # Every relayed notification is logged with the provider's answer.
     with tenant_context(acme):
-        logged = wait_for(
-            lambda: list(
+
+        def both_logged():
+            rows = list(
                 NotificationLog.objects.filter(reason__contains=page).values_list(
                     "kind", "outcome", "detail"
                 )
-            ),
-            timeout=10,
-            message="the relayed notifications in acme's log",
+            )
+            # Teams and SMS are relayed by separate tasks: wait for both, not the first.
+            return rows if len({kind for kind, *_ in rows}) >= 2 else None
+
+        logged = wait_for(
+            both_logged, timeout=20, message="the relayed notifications in acme's log"
         )
     assert sorted((kind, outcome) for kind, outcome, _ in logged) == [
         ("msteams", "sent"),

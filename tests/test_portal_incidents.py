@@ -103,3 +103,40 @@ def services_actor():
     from tenants import audit
 
     return audit.Actor.system("test")
+
+
+def test_a_relay_that_beats_the_intake_is_noted_once_the_incident_exists(acme):
+    from alerts.incident_intake import apply_notification
+    from alerts.incident_notices import note_notification
+    from alerts.intake import parse_notification
+    from alerts.tasks import note_relayed_later
+
+    starts = "2026-03-01T10:00:00+00:00"
+    keys = [["relay-first", starts]]
+    with tenant_context(acme):
+        log = NotificationLog.objects.create(
+            receiver_name="Team Teams", kind="msteams", reason="k", outcome="sent"
+        )
+        assert note_notification(log, keys) == keys  # no incident yet: nothing noted
+
+        body = {
+            "version": "4",
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "RelayFirst", "tenant": "acme", "severity": "P1"},
+                    "startsAt": starts,
+                    "fingerprint": "relay-first",
+                }
+            ],
+        }
+        (incident,) = apply_notification(
+            parse_notification(json.dumps(body).encode(), schema="acme")
+        ).opened
+        assert note_relayed_later(str(log.public_id), keys, 1) == 1
+        assert list(incident.notifications.all()) == [log]
+        notified = incident.events.get(kind=IncidentEvent.Kind.NOTIFIED)
+        assert notified.detail["receiver"] == "Team Teams"
+        incident.refresh_from_db()
+        assert timeline.verify(incident).intact
