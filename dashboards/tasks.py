@@ -1,4 +1,4 @@
-"""Background work of the dashboards app: sample retention."""
+"""Background work of the dashboards app: sample retention, live Prometheus panels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from dashboards import services
+from dashboards import live, prometheus_poll, services
 
 logger = logging.getLogger(__name__)
 
@@ -28,5 +28,35 @@ def expire_samples_all() -> int:
     for tenant in tenants:
         with tenant_context(tenant):
             expire_tenant_samples.delay()
+        count += 1
+    return count
+
+
+# No retries for the polls: the next beat, a few seconds later, is the retry.
+@shared_task(routine=True, max_retries=0)
+def poll_prometheus_panels() -> int:
+    """Query the Prometheus panels of this tenant's watched dashboards once; push new points."""
+    return prometheus_poll.poll()
+
+
+@shared_task(platform_wide=True, routine=True, max_retries=0)
+def poll_prometheus_all() -> int:
+    """Beat: queue a poll for every active tenant with a watched dashboard; returns how many.
+
+    Each poll expires with the beat interval: one a busy worker reaches too late is dropped
+    rather than run behind the next.
+    """
+    from tenants.models import Tenant
+
+    tenants = list(
+        Tenant.objects.filter(is_active=True).exclude(schema_name=get_public_schema_name())
+    )
+    watched = live.watchers(tenant.schema_name for tenant in tenants)
+    count = 0
+    for tenant in tenants:
+        if tenant.schema_name not in watched:
+            continue
+        with tenant_context(tenant):
+            poll_prometheus_panels.apply_async(expires=prometheus_poll.POLL_SECONDS)
         count += 1
     return count

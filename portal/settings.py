@@ -1,5 +1,6 @@
 """Settings for the monitoring portal, read from the environment (12-factor)."""
 
+import socket
 from pathlib import Path
 
 import environ
@@ -149,13 +150,30 @@ CACHES = {
     }
 }
 
+# TCP keepalive notices a Redis that went away without closing the connection (~30 s).
+_REDIS_KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 4))
+    if hasattr(socket, name)
+}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            # channels-redis blocks up to 5 s per receive; redis-py's own 5 s socket timeout
-            # would fire first and kill idle WebSocket consumers, so the socket waits longer.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            # No socket timeout on the channel layer: redis-py's default (5 s) would cut
+            # channels-redis' 5 s blocking receive and kill idle WebSocket consumers, and any
+            # timeout wraps each command in asyncio.wait_for, which on Python 3.11 can swallow
+            # a cancellation arriving as the command completes: the receive of a consumer that
+            # left then never ends (tests/test_dashboard_live.py caught it hanging). Keepalive
+            # takes the timeout's place for a Redis that is gone.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": None,
+                    "socket_keepalive": True,
+                    "socket_keepalive_options": _REDIS_KEEPALIVE,
+                }
+            ],
             "prefix": env.str("CHANNELS_PREFIX", default="portal"),
         },
     }
@@ -208,6 +226,12 @@ CELERY_BEAT_SCHEDULE = {
     # a failed send is tried again at the next run.
     "incident-digest": {"task": "alerts.tasks.digest_all_tenants", "schedule": 600.0},
     "expire-metric-samples": {"task": "dashboards.tasks.expire_samples_all", "schedule": 3600.0},
+    # Prometheus panels of the dashboards someone has open, polled once per panel per step.
+    "poll-watched-prometheus-panels": {
+        "task": "dashboards.tasks.poll_prometheus_all",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

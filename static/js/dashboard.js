@@ -66,27 +66,70 @@
       ageElement.textContent = "last update " + seconds + " s ago";
     }, 1000);
 
+    // Colours of the server's figures (dashboards/figures.py LINE_COLOURS), for traces added here.
+    const LINE_COLOURS = ["#1e88e5", "#8e24aa", "#00897b", "#f4511e", "#6d4c41", "#3949ab"];
+
+    // Appends points to the trace called `name` (the first one when unnamed); a panel drawn
+    // with no data yet, or a series that is new since the page loaded, gets a trace of its own.
+    function extendLine(plot, kind, name, xs, ys) {
+      const index = name === null ? 0 : plot.data.findIndex(function (trace) {
+        return trace.name === name;
+      });
+      if (index >= 0 && index < plot.data.length) {
+        window.Plotly.extendTraces(plot, { x: [xs], y: [ys] }, [index], MAX_LIVE_POINTS);
+        return;
+      }
+      const colour = LINE_COLOURS[plot.data.length % LINE_COLOURS.length];
+      const trace = { type: kind === "bar" ? "bar" : "scatter", x: xs, y: ys, marker: { color: colour } };
+      if (name !== null) trace.name = name;
+      if (kind !== "bar") {
+        trace.mode = "lines";
+        trace.line = { width: 1.5 };
+      }
+      window.Plotly.addTraces(plot, trace);
+    }
+
     function applyPoints(update) {
       const panel = panels[update.panel];
       if (!panel || !panel.plot.data || !update.points.length) return;
+      // Built-in panels send one line (`points`); Prometheus panels one per series, by name.
+      const lines = update.series || [{ name: null, points: update.points }];
       const xs = update.points.map(function (p) { return p[0]; });
       const ys = update.points.map(function (p) { return p[1]; });
       const kind = panel.payload.kind;
+      const hasValue = typeof update.value === "number";
       if (kind === "timeseries" || kind === "bar") {
-        window.Plotly.extendTraces(panel.plot, { x: [xs], y: [ys] }, [0], MAX_LIVE_POINTS);
+        for (const line of lines) {
+          if (!line.points.length) continue;
+          extendLine(
+            panel.plot,
+            kind,
+            line.name,
+            line.points.map(function (p) { return p[0]; }),
+            line.points.map(function (p) { return p[1]; })
+          );
+        }
       } else if (kind === "gauge") {
-        window.Plotly.restyle(panel.plot, { value: [ys[ys.length - 1]] }, [0]);
+        window.Plotly.restyle(panel.plot, { value: [hasValue ? update.value : ys[ys.length - 1]] }, [0]);
       } else if (kind === "stat") {
         if (panel.plot.data.length > 1) {
           window.Plotly.extendTraces(panel.plot, { x: [xs], y: [ys] }, [1], MAX_LIVE_POINTS);
+        } else {
+          window.Plotly.addTraces(panel.plot, {
+            type: "scatter", mode: "lines", x: xs, y: ys, fill: "tozeroy",
+            line: { width: 1, color: LINE_COLOURS[0] }, hoverinfo: "skip", xaxis: "x", yaxis: "y",
+          });
         }
-        const current = panel.plot.data[0].value || 0;
+        // A panel with no data yet has no figure to add to: the new points are all there is.
+        const shown = panel.plot.data[0].value;
+        const known = typeof shown === "number";
         const aggregation = panel.payload.aggregation;
         let next = null;
-        if (aggregation === "sum") next = current + ys.reduce(function (a, b) { return a + b; }, 0);
-        else if (aggregation === "count") next = current + ys.length;
-        else if (aggregation === "max") next = Math.max(current, Math.max.apply(null, ys));
-        else if (aggregation === "min") next = Math.min(current, Math.min.apply(null, ys));
+        if (hasValue) next = update.value;
+        else if (aggregation === "sum") next = (known ? shown : 0) + ys.reduce(function (a, b) { return a + b; }, 0);
+        else if (aggregation === "count") next = (known ? shown : 0) + ys.length;
+        else if (aggregation === "max") next = Math.max.apply(null, known ? ys.concat([shown]) : ys);
+        else if (aggregation === "min") next = Math.min.apply(null, known ? ys.concat([shown]) : ys);
         if (next !== null) window.Plotly.restyle(panel.plot, { value: [next] }, [0]);
       }
       panel.plot.dataset.livePoints = String(
