@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts import incident_live, timeline
+from alerts.actions import AuditAction
 from alerts.models import (
     AlertingSettings,
     Incident,
@@ -217,7 +218,7 @@ def send_digest(*, now: datetime | None = None) -> DigestOutcome:
     if sent:
         audit.record(
             actor=audit.Actor.system(ACTOR),
-            action="incident.digest_sent",
+            action=AuditAction.INCIDENT_DIGEST_SENT,
             object_type="alerts.incident",
             object_repr=f"{SEVERITY} digest {period}",
             after={

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts import incident_live, timeline
+from alerts.actions import AuditAction
 from alerts.intake import Alert, Notification
 from alerts.models import AlertRule, Category, Incident, IncidentEvent, Severity
 from tenants import audit
@@ -257,7 +258,7 @@ def apply_notification(notification: Notification) -> IntakeResult:
     if result.opened or result.resolved:
         audit.record(
             actor=audit.Actor.system(ALERTMANAGER),
-            action="incident.intake",
+            action=AuditAction.INCIDENT_INTAKE,
             object_type="alerts.incident",
             object_repr=f"{len(result.opened)} opened, {len(result.resolved)} resolved",
             after={

@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from alerts import incident_live, sync_queue, timeline
+from alerts.actions import AuditAction
 from alerts.models import (
     AlertingSettings,
     AlertRule,
@@ -505,10 +506,16 @@ def policy_receivers(severity: str) -> list[dict] | None:
     policy = NotificationPolicy.objects.filter(severity=severity).first()
     if policy is None:
         return None
-    return [
-        {"name": r.name, "kind": r.kind, "ready": bool(r.enabled and r.secret)}
-        for r in policy.receivers.order_by("name")
-    ]
+    return [_receiver_view(r) for r in policy.receivers.order_by("name")]
+
+
+def _receiver_view(receiver: Receiver) -> dict:
+    """Name, kind, and whether it can send (enabled, with its secret set)."""
+    return {
+        "name": receiver.name,
+        "kind": receiver.kind,
+        "ready": bool(receiver.enabled and receiver.secret),
+    }
 
 
 def policy_routes(severities) -> dict[str, list[dict]]:
@@ -520,11 +527,7 @@ def policy_routes(severities) -> dict[str, list[dict]]:
         Prefetch("receivers", queryset=Receiver.objects.order_by("name"))
     )
     found = {
-        policy.severity: [
-            {"name": r.name, "kind": r.kind, "ready": bool(r.enabled and r.secret)}
-            for r in policy.receivers.all()
-        ]
-        for policy in policies
+        policy.severity: [_receiver_view(r) for r in policy.receivers.all()] for policy in policies
     }
     return {severity: found.get(severity, []) for severity in severities}
 
@@ -629,7 +632,7 @@ def acknowledge_incident(*, incident_id, actor: audit.Actor) -> Incident:
         incident,
         IncidentEvent.Kind.ACKNOWLEDGED,
         actor=actor,
-        action="incident.acknowledged",
+        action=AuditAction.INCIDENT_ACKNOWLEDGED,
         before={"status": Incident.Status.TRIGGERED},
         after={"status": incident.status},
         fields=("status", "acknowledged_at", "acknowledged_by"),
@@ -690,7 +693,7 @@ def assign_incident(*, incident_id, assignee, actor: audit.Actor) -> Incident:
         incident,
         IncidentEvent.Kind.ASSIGNED,
         actor=actor,
-        action="incident.assigned",
+        action=AuditAction.INCIDENT_ASSIGNED,
         text=f"Assigned to {email}." if email else "Unassigned.",
         detail={"assignee": email or None},
         before=before,
@@ -711,7 +714,7 @@ def add_incident_note(*, incident_id, text: str, actor: audit.Actor) -> Incident
         incident,
         IncidentEvent.Kind.NOTE,
         actor=actor,
-        action="incident.note_added",
+        action=AuditAction.INCIDENT_NOTE_ADDED,
         text=text,
         after={"note": text[:200]},
     )
@@ -741,7 +744,7 @@ def silence_incident(
         incident,
         IncidentEvent.Kind.SILENCED,
         actor=actor,
-        action="incident.silenced",
+        action=AuditAction.INCIDENT_SILENCED,
         text=comment,
         detail={"silence": str(silence.public_id), "until": ends_at},
         after={"silence": str(silence.public_id), "until": ends_at},
@@ -762,7 +765,7 @@ def resolve_incident(*, incident_id, actor: audit.Actor, note: str = "") -> Inci
         incident,
         IncidentEvent.Kind.RESOLVED,
         actor=actor,
-        action="incident.resolved",
+        action=AuditAction.INCIDENT_RESOLVED,
         text=note,
         before=before,
         after={"status": incident.status},
@@ -785,7 +788,7 @@ def reopen_incident(*, incident_id, actor: audit.Actor, reason: str = "") -> Inc
         incident,
         IncidentEvent.Kind.REOPENED,
         actor=actor,
-        action="incident.reopened",
+        action=AuditAction.INCIDENT_REOPENED,
         text=reason,
         before={"status": Incident.Status.RESOLVED},
         after={"status": incident.status},
@@ -810,7 +813,7 @@ def flag_personal_data_breach(*, incident_id, actor: audit.Actor) -> Incident:
         incident,
         IncidentEvent.Kind.BREACH_FLAGGED,
         actor=actor,
-        action="incident.breach_flagged",
+        action=AuditAction.INCIDENT_BREACH_FLAGGED,
         text="Personal-data breach: the supervisory authority must be notified within 72 hours.",
         detail={"deadline": breach_deadline(incident)},
         after={"breach_flagged_at": incident.breach_flagged_at},
@@ -849,7 +852,7 @@ def record_breach_notice(
         incident,
         IncidentEvent.Kind.AUTHORITY_NOTIFIED,
         actor=actor,
-        action="incident.breach_notice_recorded",
+        action=AuditAction.INCIDENT_BREACH_NOTICE,
         text=f"{recipient} notified" + (" (after the 72-hour deadline)" if late else ""),
         detail={"recipient": recipient, "notified_at": notified_at, "late": late},
         after={"recipient": recipient, "notified_at": notified_at},
@@ -884,7 +887,7 @@ def update_ack_targets(*, targets: dict[str, int], actor: audit.Actor) -> dict[s
     AlertingSettings.objects.filter(pk=row.pk).update(ack_targets=clean)
     audit.record(
         actor=actor,
-        action="incident.ack_targets_updated",
+        action=AuditAction.ACK_TARGETS_UPDATED,
         object_type="alerts.alertingsettings",
         object_repr="Acknowledgement targets",
         before=before,
@@ -941,7 +944,7 @@ def raise_portal_incident(
     )
     incident.save()
     fired.save()
-    audit.record(actor=actor, action="incident.raised", obj=incident, after=labels)
+    audit.record(actor=actor, action=AuditAction.INCIDENT_RAISED, obj=incident, after=labels)
     incident_live.push_on_commit([(incident.public_id, incident.is_security)])
     transaction.on_commit(lambda: _queue_portal_incident_notice(incident.public_id))
     return incident
