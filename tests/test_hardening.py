@@ -318,6 +318,12 @@ def _change_user(client: Client, user, **changes):
         "initial-date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
         "initial-date_joined_1": user.date_joined.strftime("%H:%M:%S"),
     }
+    if user.last_login is not None:
+        # Browser tests sign the seeded people in (committed): post the value the page shows.
+        # Seconds only, as the form shows them, so the time must be kept as it is.
+        for prefix in ("", "initial-"):
+            form[f"{prefix}last_login_0"] = user.last_login.strftime("%Y-%m-%d")
+            form[f"{prefix}last_login_1"] = user.last_login.strftime("%H:%M:%S")
     form.update(changes)
     return client.post(f"/admin/auth/user/{user.pk}/change/", form, follow=True)
 
