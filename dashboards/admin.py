@@ -1,12 +1,15 @@
 """Dashboards in each tenant's admin site; writes go through `dashboards.services`."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
-from dashboards import services
-from dashboards.models import Dashboard, MetricDefinition, Panel
+from dashboards import grafana_push, services
+from dashboards.models import Dashboard, GrafanaPush, MetricDefinition, Panel
 from tenants import audit
+from tenants.access import request_access
 from tenants.admin import ServiceErrorsMixin
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
+from tenants.roles import Perm
 
 
 @admin.register(Dashboard, site=tenant_admin_site)
@@ -85,3 +88,69 @@ class PanelAdmin(TenantModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False if obj is None else super().has_delete_permission(request, obj)
+
+
+@admin.register(GrafanaPush, site=tenant_admin_site)
+class GrafanaPushAdmin(TenantModelAdmin):
+    """Dashboards kept in Grafana, and removals still owed. Read-only: pushing again and
+    stopping are list actions through `dashboards.grafana_push`."""
+
+    tenant_field = None
+    list_display = ["title", "status", "grafana_version", "last_attempt_at", "error"]
+    list_filter = ["status"]
+    search_fields = ["title", "grafana_uid", "error"]
+    actions = ["push_again", "stop_pushing"]
+    readonly_fields = [
+        "title",
+        "dashboard",
+        "grafana_uid",
+        "status",
+        "grafana_version",
+        "grafana_url",
+        "error",
+        "attempts",
+        "changed_at",
+        "last_attempt_at",
+        "last_success_at",
+        "skipped",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # started on the dashboard's page or in the API
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # "Stop pushing" also takes Grafana's copy out
+
+    def has_edit_dashboards_permission(self, request) -> bool:
+        return request_access(request).can(Perm.EDIT_DASHBOARDS)
+
+    def _each(self, request, queryset, work, done: str) -> None:
+        changed = 0
+        for row in queryset.select_related("dashboard"):
+            if row.dashboard is None:
+                self.message_user(request, f"{row.title}: being removed.", messages.WARNING)
+                continue
+            try:
+                work(dashboard_id=row.dashboard.public_id, actor=audit.Actor.from_request(request))
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{row.title}: {' '.join(exc.messages)}", messages.WARNING
+                )
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{changed} dashboard(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Push again now", permissions=["edit_dashboards"])
+    def push_again(self, request, queryset):
+        self._each(request, queryset, grafana_push.push_again, "queued for Grafana")
+
+    @admin.action(
+        description="Stop pushing (deletes Grafana's copy)", permissions=["edit_dashboards"]
+    )
+    def stop_pushing(self, request, queryset):
+        self._each(request, queryset, grafana_push.stop_push, "no longer pushed")

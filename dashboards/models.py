@@ -137,3 +137,44 @@ class Panel(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class GrafanaPush(models.Model):
+    """A dashboard the tenant keeps in Grafana (its folder there), and where that stands.
+
+    The portal's copy is the source: every change is pushed again, over what Grafana holds.
+    Stopping, or deleting the dashboard, leaves the row in `removing` until Grafana has let the
+    dashboard go, so a failed removal is retried and shown rather than forgotten.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SYNCED = "synced", "Synced"
+        FAILED = "failed", "Failed"
+        REMOVING = "removing", "Removing"
+
+    dashboard = models.OneToOneField(
+        Dashboard, null=True, on_delete=models.SET_NULL, related_name="grafana_push"
+    )
+    # Grafana's uid of the dashboard, kept for the removal once the dashboard is gone.
+    grafana_uid = models.CharField(max_length=40, unique=True)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # When the dashboard last changed; a push that started before it is stale.
+    changed_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    applied_hash = models.CharField(max_length=64, blank=True, default="")
+    grafana_version = models.PositiveIntegerField(null=True, blank=True)
+    grafana_url = models.CharField(max_length=500, blank=True, default="")
+    # Panels Grafana cannot show, with the reason: [{"panel": title, "reason": text}, ...]
+    skipped = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.get_status_display()}"

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.promql import PromQLError, scope_to_tenant
-from dashboards import ingest, portable, store
+from dashboards import grafana_push, ingest, portable, store
 from dashboards.actions import AuditAction
 from dashboards.forms import (
     DESCRIPTION_MAX,
@@ -77,6 +77,7 @@ def update_dashboard(
     if after == before:
         return dashboard  # nothing changed: nothing to record
     dashboard.save()
+    grafana_push.dashboard_changed(dashboard)
     audit.record(
         actor=actor,
         action=AuditAction.DASHBOARD_UPDATED,
@@ -101,6 +102,7 @@ def delete_dashboard(*, dashboard_id, actor: audit.Actor) -> None:
             "panels": [_panel_values(panel) for panel in dashboard.panels.all()],
         },
     )
+    grafana_push.dashboard_deleting(dashboard)
     dashboard.delete()
 
 
@@ -233,6 +235,7 @@ def _check_panel(values: dict) -> dict:
 def create_panel(*, dashboard_id, actor: audit.Actor, **values) -> Panel:
     dashboard = Dashboard.objects.select_for_update().get(public_id=dashboard_id)
     panel = Panel.objects.create(dashboard=dashboard, **_check_panel(values))
+    grafana_push.dashboard_changed(dashboard)
     audit.record(
         actor=actor, action=AuditAction.PANEL_CREATED, obj=panel, after=_panel_values(panel)
     )
@@ -250,6 +253,7 @@ def update_panel(*, panel_id, actor: audit.Actor, **values) -> Panel:
     if after == before:
         return panel
     panel.save()
+    grafana_push.dashboard_changed(panel.dashboard)
     audit.record(
         actor=actor, action=AuditAction.PANEL_UPDATED, obj=panel, before=before, after=after
     )
@@ -262,6 +266,7 @@ def delete_panel(*, panel_id, actor: audit.Actor) -> None:
     audit.record(
         actor=actor, action=AuditAction.PANEL_DELETED, obj=panel, before=_panel_values(panel)
     )
+    grafana_push.dashboard_changed(panel.dashboard)
     panel.delete()
 
 
@@ -320,6 +325,7 @@ def arrange_panels(*, dashboard_id, layout, actor: audit.Actor) -> list[Panel]:
             after[cell["panel"]] = {"title": panel.title, **new}
     if changed:
         Panel.objects.bulk_update(changed, LAYOUT_FIELDS)
+        grafana_push.dashboard_changed(dashboard)
         audit.record(
             actor=actor,
             action=AuditAction.DASHBOARD_ARRANGED,

@@ -1,4 +1,4 @@
-"""Background work of the dashboards app: sample retention, live Prometheus panels."""
+"""Background work of the dashboards app: sample retention, live Prometheus panels, Grafana."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import logging
 from celery import shared_task
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from dashboards import live, prometheus_poll, services
+from dashboards import grafana_sync, live, prometheus_poll, services
+from portal.backends.base import BackendError
+from tenants.fanout import each_active_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -59,4 +61,40 @@ def poll_prometheus_all() -> int:
         with tenant_context(tenant):
             poll_prometheus_panels.apply_async(expires=prometheus_poll.POLL_SECONDS)
         count += 1
+    return count
+
+
+def _raise_if_transient(result: grafana_sync.PushResult) -> None:
+    # The row already says "failed"; PortalTask retries a transient BackendError with backoff.
+    if result.transient:
+        raise BackendError(result.error, backend="Grafana", permanent=False)
+
+
+@shared_task(max_retries=8)
+def push_to_grafana(dashboard_id: str) -> str:
+    """Push one dashboard of this tenant to its Grafana folder (if it is kept there)."""
+    result = grafana_sync.push(dashboard_id)
+    _raise_if_transient(result)
+    return result.status
+
+
+@shared_task(max_retries=8)
+def remove_from_grafana(push_id: int) -> str:
+    """Take a dashboard the tenant stopped pushing (or deleted) out of Grafana."""
+    result = grafana_sync.remove(push_id)
+    _raise_if_transient(result)
+    return result.status
+
+
+@shared_task(platform_wide=True, routine=True)
+def grafana_reconcile_all() -> int:
+    """Beat: queue what each tenant owes Grafana (pending, failed past backoff, removals)."""
+    count = 0
+    for _tenant in each_active_tenant():
+        for row in grafana_sync.due():
+            if row.status == row.Status.REMOVING:
+                remove_from_grafana.delay(row.pk)
+            elif row.dashboard is not None:
+                push_to_grafana.delay(str(row.dashboard.public_id))
+            count += 1
     return count

@@ -20,6 +20,11 @@ urlpatterns = [
         views.dashboard_export,
         name="dashboard-export",
     ),
+    path(
+        "dashboards/<uuid:dashboard_id>/grafana/",
+        views.dashboard_grafana,
+        name="dashboard-grafana",
+    ),
     path("dashboards/import/", import_views.dashboard_import, name="dashboard-import"),
     path(
         "dashboards/import/<slug:token>/",

@@ -13,9 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboards import portable, queries, rendering, services
+from dashboards import grafana_push, portable, queries, rendering, services
 from dashboards.forms import DashboardForm, MetricDefinitionForm, PanelForm
 from dashboards.models import Dashboard, MetricDefinition, Panel
+from portal.backends.grafana import GrafanaBackend
 from tenants import audit
 from tenants.access import request_access
 from tenants.pages.decorators import require_perm
@@ -86,6 +87,8 @@ def _detail_page(request, dashboard: Dashboard, form, *, layout_errors=(), statu
         "refreshes": REFRESHES,
         "query": _range_query(request),
         "layout_errors": list(layout_errors),
+        "grafana": grafana_push.state_of(dashboard),
+        "grafana_connected": GrafanaBackend().configured,
     }
     return render(request, "dashboards/detail.html", context, status=status)
 
@@ -144,6 +147,33 @@ def dashboard_delete(request, dashboard_id):
     )
     messages.success(request, f"Dashboard {dashboard.title} deleted.")
     return redirect("dashboards")
+
+
+GRAFANA_ACTIONS = {
+    "start": (grafana_push.start_push, "The dashboard is being pushed to Grafana."),
+    "again": (grafana_push.push_again, "The dashboard is being pushed to Grafana again."),
+    "stop": (grafana_push.stop_push, "No longer pushed; Grafana's copy is being removed."),
+}
+
+
+@require_POST
+@require_perm(Perm.VIEW_DASHBOARDS)
+def dashboard_grafana(request, dashboard_id):
+    """Start, repeat or stop keeping the dashboard in the tenant's Grafana folder."""
+    _require_edit(request)
+    dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
+    verb, done = GRAFANA_ACTIONS.get(request.POST.get("action", ""), (None, ""))
+    if verb is None:
+        messages.error(request, "Grafana: choose start, again or stop.")
+        return redirect("dashboard-page", dashboard_id=dashboard.public_id)
+    try:
+        verb(dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request))
+    except ValidationError as exc:
+        for message in exc.message_dict.get("grafana", exc.messages):
+            messages.error(request, message)
+    else:
+        messages.success(request, done)
+    return redirect("dashboard-page", dashboard_id=dashboard.public_id)
 
 
 # Page reloads the picker offers (seconds); live mode needs none.

@@ -196,6 +196,7 @@ PORTAL_TASK_QUEUES = {
 # never holds up the other kind of work. Patterns are matched against task names, in order.
 CELERY_TASK_ROUTES = {
     "*.sync_*": {"queue": PORTAL_TASK_QUEUES["sync"]},
+    "*_grafana": {"queue": PORTAL_TASK_QUEUES["sync"]},
     "*.send_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
     "*.notify_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
     "*.deliver_*": {"queue": PORTAL_TASK_QUEUES["notify"]},
@@ -225,6 +226,9 @@ CELERY_BEAT_SCHEDULE = {
     # The P3 e-mail digest of each tenant whose period (INCIDENT_DIGEST_INTERVAL) has ended;
     # a failed send is tried again at the next run.
     "incident-digest": {"task": "alerts.tasks.digest_all_tenants", "schedule": 600.0},
+    # Dashboards kept in Grafana: pending pushes a lost message left, failed ones with backoff,
+    # removals still owed.
+    "grafana-push-reconcile": {"task": "dashboards.tasks.grafana_reconcile_all", "schedule": 60.0},
     "expire-metric-samples": {"task": "dashboards.tasks.expire_samples_all", "schedule": 3600.0},
     # Prometheus panels of the dashboards someone has open, polled once per panel per step.
     "poll-watched-prometheus-panels": {
@@ -363,6 +367,8 @@ PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")
 ALERTMANAGER_URL = env.str("ALERTMANAGER_URL", default="")
 GRAFANA_URL = env.str("GRAFANA_URL", default="")
 GRAFANA_TOKEN = env.str("GRAFANA_TOKEN", default="")
+# The uid of the Prometheus data source in Grafana that pushed dashboards query.
+GRAFANA_DATASOURCE_UID = env.str("GRAFANA_DATASOURCE_UID", default="prometheus")
 PROMETHEUS_RULES_DIR = env.str("PROMETHEUS_RULES_DIR", default=str(BASE_DIR / ".run" / "rules"))
 ALERTMANAGER_CONFIG_PATH = env.str(
     "ALERTMANAGER_CONFIG_PATH", default=str(BASE_DIR / ".run" / "alertmanager.yml")

@@ -16,7 +16,7 @@ from dashboards.forms import (
     DashboardImportForm,
     clean_layout,
 )
-from dashboards.models import Dashboard, Panel
+from dashboards.models import Dashboard, GrafanaPush, Panel
 from dashboards.portable import FORMAT, VERSION
 from tenants.api.serializers import FormSerializer
 
@@ -149,3 +149,32 @@ class DashboardImportResultSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="What changed for every panel: rows opened, template variables replaced.",
     )
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+
+
+class GrafanaSkippedSerializer(serializers.Serializer):
+    panel = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class GrafanaPushSerializer(serializers.ModelSerializer):
+    """Where the dashboard stands in the tenant's Grafana folder."""
+
+    skipped = GrafanaSkippedSerializer(many=True, help_text="Panels Grafana cannot show, and why.")
+
+    class Meta:
+        model = GrafanaPush
+        fields = [
+            "status",
+            "grafana_uid",
+            "grafana_version",
+            "grafana_url",
+            "error",
+            "attempts",
+            "last_attempt_at",
+            "last_success_at",
+            "skipped",
+        ]
+        read_only_fields = fields

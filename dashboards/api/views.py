@@ -7,16 +7,17 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
 
-from dashboards import portable, services
+from dashboards import grafana_push, portable, services
 from dashboards.api.serializers import (
     DashboardDocumentSerializer,
     DashboardImportInput,
     DashboardImportResultSerializer,
     DashboardSerializer,
+    GrafanaPushSerializer,
     LayoutInput,
     LayoutSerializer,
 )
@@ -62,6 +63,8 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
         "export": Perm.VIEW_DASHBOARDS,
         "layout": Perm.EDIT_DASHBOARDS,
         "import_document": Perm.EDIT_DASHBOARDS,
+        "grafana": Perm.EDIT_DASHBOARDS,
+        "grafana_again": Perm.EDIT_DASHBOARDS,
     }
 
     def base_queryset(self) -> QuerySet:
@@ -119,6 +122,44 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
             actor=audit.Actor.from_request(request),
         )
         return Response(_layout_of(panels))
+
+    @extend_schema(
+        request=None,
+        responses={200: GrafanaPushSerializer, 201: GrafanaPushSerializer, 204: None},
+        description=(
+            "The dashboard in the tenant's Grafana folder. GET: where it stands (404 if it is "
+            "not kept there). POST: keep it there from now on; it is pushed in the background, "
+            "and again after every change (400 `grafana` if Grafana is not connected or it is "
+            "pushed already). DELETE: stop, and delete Grafana's copy."
+        ),
+    )
+    @action(detail=True, methods=["get", "post", "delete"])
+    def grafana(self, request, id=None):
+        dashboard = self.get_object()
+        actor = audit.Actor.from_request(request)
+        if request.method == "POST":
+            row = grafana_push.start_push(dashboard_id=dashboard.public_id, actor=actor)
+            return Response(GrafanaPushSerializer(row).data, status=status.HTTP_201_CREATED)
+        if request.method == "DELETE":
+            grafana_push.stop_push(dashboard_id=dashboard.public_id, actor=actor)
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        row = grafana_push.state_of(dashboard)
+        if row is None:
+            raise NotFound("This dashboard is not pushed to Grafana.")
+        return Response(GrafanaPushSerializer(row).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: GrafanaPushSerializer},
+        description="Push the dashboard to Grafana again now, without waiting for a retry.",
+    )
+    @action(detail=True, methods=["post"], url_path="grafana/push")
+    def grafana_again(self, request, id=None):
+        dashboard = self.get_object()
+        row = grafana_push.push_again(
+            dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request)
+        )
+        return Response(GrafanaPushSerializer(row).data)
 
     @extend_schema(
         request=DashboardImportInput,
