@@ -78,7 +78,7 @@ def _detail_page(request, dashboard: Dashboard, form, *, layout_errors=(), statu
         "dashboard": dashboard,
         "form": form,
         "panels": panels,
-        "payloads": [rendering.panel_payload(dashboard, panel, span) for panel in panels],
+        "payloads": rendering.panel_payloads(dashboard, panels, span),
         "span": span,
         "ranges": list(queries.RANGES),
         "refresh": request.GET.get("refresh", "")
