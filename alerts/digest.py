@@ -67,6 +67,16 @@ def interval() -> timedelta:
     return timedelta(seconds=max(seconds, 60))  # periods are cut at interval boundaries
 
 
+def interval_label() -> str:
+    """How often the digest goes out, as the policy page says it: "every day", "every 6 hours"."""
+    seconds = int(interval().total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds} seconds"
+
+
 def period_end(now: datetime) -> datetime:
     """The last interval boundary (counted from the Unix epoch) before `now - SETTLE`."""
     step = interval().total_seconds()

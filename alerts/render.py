@@ -17,6 +17,8 @@ from alerts.promql import scope_to_tenant
 
 # Alertmanager severities as the portal names them; P0 silences the rest of the same alert.
 SEVERITIES = ("P0", "P1", "P2", "P3")
+# The severity whose e-mail receivers get the periodic digest instead of one message per alert.
+DIGEST_SEVERITY = "P3"
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ def render_tenant_fragment(tenant: TenantAlerting) -> dict:
         configs: dict[str, list] = {}
         for rid in policy.receiver_ids:
             if rid in by_id:
+                if policy.severity == DIGEST_SEVERITY and by_id[rid].kind == "email":
+                    continue  # told by the portal's digest (alerts.digest), not alert by alert
                 key, entry = _receiver_configs(by_id[rid], tenant)
                 configs.setdefault(key, []).append(entry)
         name = receiver_name(schema, policy.severity)

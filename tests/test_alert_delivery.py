@@ -15,15 +15,24 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
 from django_tenants.utils import tenant_context
 from pytest_httpserver import HTTPServer
 
+from alerts import digest as incident_digest
 from alerts import notify, services, sync
 from alerts.forms import AlertRuleForm, ReceiverForm
-from alerts.models import NotificationLog, NotificationPolicy, Receiver, SyncState
+from alerts.models import (
+    AlertingSettings,
+    Incident,
+    NotificationLog,
+    NotificationPolicy,
+    Receiver,
+    SyncState,
+)
 from tests import alerting_fixtures
 from tests.alerting_fixtures import (
     AlertingStack,
@@ -187,7 +196,7 @@ def test_a_firing_alert_reaches_its_tenants_receivers_by_severity_and_no_one_els
     wired, sinks, committed_alerting
 ):
     acme, globex = committed_alerting["acme"], committed_alerting["globex"]
-    set_up_receivers(acme, sinks, phone="+15550101", email="oncall@acme.example")
+    made_acme = set_up_receivers(acme, sinks, phone="+15550101", email="oncall@acme.example")
     set_up_receivers(globex, sinks, phone="+15550202", email="oncall@globex.example")
     results = sync.sync_alertmanager()
     assert {s: r.status for s, r in results.items()} == {"acme": "synced", "globex": "synced"}
@@ -225,13 +234,33 @@ def test_a_firing_alert_reaches_its_tenants_receivers_by_severity_and_no_one_els
     sms_request = next(r for r, _ in sinks.http.log if r.path == "/sms/messages")
     assert sms_request.headers["Authorization"] == f"Bearer {SMS_TOKEN}"
 
-    # P3: the e-mail digest, and only that.
-    mail = wait_for(
-        lambda: [m for m in sinks.mailbox.to("oncall@acme.example") if digest in m["Subject"]],
-        timeout=30,
-        message="the P3 alert e-mailed to acme",
-    )
-    assert mail[0]["From"] == "alerts@portal.test"
+    # P3: recorded as an incident and told by the portal's e-mail digest, not alert by alert.
+    with tenant_context(acme):
+        incident = wait_for(
+            lambda: Incident.objects.filter(alertname=digest).first(),
+            timeout=60,
+            message="the P3 incident at acme",
+        )
+        settings_row = AlertingSettings.objects.get()
+        kept = settings_row.digest_sent_until
+        # The period starts just before the incident, whatever earlier tests left.
+        AlertingSettings.objects.filter(pk=settings_row.pk).update(
+            digest_sent_until=incident.created_at - timedelta(seconds=1)
+        )
+        try:
+            outcome = incident_digest.send_digest(
+                now=incident.created_at + incident_digest.interval()
+            )
+        finally:
+            AlertingSettings.objects.filter(pk=settings_row.pk).update(digest_sent_until=kept)
+    assert outcome.sent == [made_acme["email"].name] and not outcome.failed
+    digests = [
+        m
+        for m in sinks.mailbox.to("oncall@acme.example")
+        if "P3 digest" in m["Subject"] and digest in m.get_payload(decode=True).decode()
+    ]
+    assert len(digests) == 1 and digests[0]["Subject"].startswith(f"[{acme.name}] P3 digest")
+    assert not [m for m in sinks.mailbox.to("oncall@acme.example") if digest in m["Subject"]]
     assert not mentions(sinks.bodies("/acme/slack"), digest)
     assert not mentions(sinks.bodies("/acme/pagerduty"), digest)
     assert not any(page in m["Subject"] for m in sinks.mailbox.to("oncall@acme.example"))

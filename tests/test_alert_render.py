@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 
@@ -150,3 +151,16 @@ def test_relayed_receivers_call_the_portal_with_the_tenant_secret():
     inhibit = fragment["inhibit_rules"][0]
     assert inhibit["equal"] == ["alertname", "tenant"]
     assert 'tenant="acme"' in inhibit["source_matchers"]
+
+
+def test_p3_email_receivers_get_the_digest_not_each_alert():
+    tenant = _tenant("acme")
+    both = tenant.receivers[0], tenant.receivers[2]  # slack and e-mail
+    policies = (PolicySpec("P2", ("r1", "r3")), PolicySpec("P3", ("r1", "r3")))
+    fragment = render_tenant_fragment(
+        dataclasses.replace(tenant, receivers=both, policies=policies)
+    )
+    by_name = {r["name"]: r for r in fragment["receivers"]}
+    assert "email_configs" not in by_name["acme__P3"]
+    assert by_name["acme__P3"]["slack_configs"][0]["channel"] == "#ops"
+    assert by_name["acme__P2"]["email_configs"][0]["to"] == "ops@example.com"

@@ -10,7 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from alerts import services
+from alerts import digest, services
 from alerts.forms import NotificationPolicyForm
 from alerts.models import AlertingSettings, MuteTiming, NotificationPolicy, Receiver, Severity
 from alerts.mute_timings import MuteTimingForm, describe
@@ -73,6 +73,7 @@ def _render(request, *, failed: dict | None = None, mute_form=None, status=200):
         "mute_form": mute_form or MuteTimingForm(initial={"location": "UTC"}),
         "sync": sync_view(Target.ALERTMANAGER),
         "intake": AlertingSettings.objects.only("rotated_at").first(),
+        "digest_interval": digest.interval_label(),
     }
     return render(request, "alerts/policy.html", context, status=status)
 
