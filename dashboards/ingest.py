@@ -11,6 +11,8 @@ timestamps at once. Only a batch with a problem is walked sample by sample, to n
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -22,9 +24,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from redis.exceptions import RedisError
 
 from dashboards import live, store
 from dashboards.models import MetricDefinition, MetricSeries, MetricSettings, Panel
+
+logger = logging.getLogger(__name__)
 
 MAX_SAMPLES = 10_000
 MAX_LABEL_VALUE = 200
@@ -575,15 +580,22 @@ def _series_ids(batch: CheckedBatch) -> list[int]:
     return [found[(identity.metric.pk, identity.key)] for identity in batch.identities]
 
 
-def _charge_rate(count: int, limit: int) -> str:
+def _charge_rate(count: int, limit: int) -> str | None:
     """Count `count` samples against the tenant's per-minute allowance, or refuse the batch.
 
-    Returns the key charged, to give the allowance back if the batch is not stored after all.
+    Returns the key charged, to give the allowance back if the batch is not stored after all
+    (None when the counter could not be reached).
     """
     # The cache key carries the tenant's schema (django_tenants.cache.make_key).
     key = f"dashboards:ingest:{int(timezone.now().timestamp()) // RATE_WINDOW_SECONDS}"
-    cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
-    total = cache.incr(key, count)
+    try:
+        cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
+        total = cache.incr(key, count)
+    except (RedisError, OSError) as exc:
+        # Without the counter the batch is still stored: losing samples would be worse than
+        # a minute without the allowance. The operator sees why in the log.
+        logger.warning("ingest rate not counted, Redis is unreachable (%s)", exc)
+        return None
     if total > limit:
         cache.decr(key, count)
         raise IngestError(
@@ -592,6 +604,11 @@ def _charge_rate(count: int, limit: int) -> str:
             status=429,
         )
     return key
+
+
+def _give_back(key: str, count: int) -> None:
+    with contextlib.suppress(RedisError, OSError):
+        cache.decr(key, count)
 
 
 def _latest(batch: CheckedBatch, series: list[int]) -> dict[int, tuple[datetime, float]]:
@@ -628,7 +645,7 @@ def store_batch(batch: CheckedBatch, *, settings: MetricSettings | None = None) 
         # Not stored after all (the database refused, or the request went away): the allowance
         # taken for it goes back. A failure once committed (the live push) keeps it.
         if charged is not None and not committed:
-            cache.decr(charged, count)
+            _give_back(charged, count)
         raise
     return count
 
@@ -657,22 +674,25 @@ def _push_live(batch: CheckedBatch) -> None:
     if not shown:
         return
     identities = batch.identities
-    live.push_samples(
-        [
-            CheckedSample(
-                index,
-                identities[number].metric,
-                identities[number].labels,
-                float(value),
-                _EPOCH + at * _MICROSECOND,
-                identities[number].key,
-            )
-            for index, number, at, value in zip(
-                batch.index, batch.of, batch.micros, batch.values, strict=True
-            )
-            if identities[number].metric.name in shown
-        ]
-    )
+    samples = [
+        CheckedSample(
+            index,
+            identities[number].metric,
+            identities[number].labels,
+            float(value),
+            _EPOCH + at * _MICROSECOND,
+            identities[number].key,
+        )
+        for index, number, at, value in zip(
+            batch.index, batch.of, batch.micros, batch.values, strict=True
+        )
+        if identities[number].metric.name in shown
+    ]
+    try:
+        live.push_samples(samples)
+    except (RedisError, OSError) as exc:
+        # The batch is stored: open pages reconnect and show it on reload; the answer stays 202.
+        logger.warning("stored samples not pushed live, Redis is unreachable (%s)", exc)
 
 
 def ingest(raw: RawBatch | list[RawSample]) -> int:

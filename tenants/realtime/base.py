@@ -12,6 +12,8 @@ Subclasses set `permission`, name their topic groups in `groups_for()` and fill 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -20,6 +22,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
+from redis.exceptions import RedisError
 
 from portal.scoping import member_group, tenant_wide_group
 from tenants.access import access_of
@@ -27,6 +30,11 @@ from tenants.accounts import two_factor
 from tenants.models import Tenant
 from tenants.realtime.refusal import CLOSE_FORBIDDEN, refuse_handshake
 from tenants.roles import NO_ACCESS, Access, Perm
+
+logger = logging.getLogger(__name__)
+
+# "Try again later": the server cannot serve the socket now; the page's retry is the cure.
+CLOSE_TRY_AGAIN = 1013
 
 T = TypeVar("T")
 
@@ -91,7 +99,16 @@ class TenantConsumer(AsyncJsonWebsocketConsumer):
         if not self.access.can(self.permission):
             await refuse_handshake(send)
             return
-        await super().__call__(scope, _replaying(opening, receive), send)
+        try:
+            await super().__call__(scope, _replaying(opening, receive), send)
+        except RedisError as exc:
+            # The channel layer (Redis) went away or is restarting: end this socket with "try
+            # again later" (or refuse its handshake); the page reconnects with backoff.
+            logger.warning(
+                "%s ended: the channel layer is unreachable (%s)", type(self).__name__, exc
+            )
+            with contextlib.suppress(RuntimeError, OSError):  # the client may be gone already
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
 
     # --- What subclasses fill in --------------------------------------------------------------
 

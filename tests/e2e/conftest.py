@@ -78,6 +78,8 @@ class Browsing:
     contexts: list[BrowserContext] = field(default_factory=list)
     # (url, status) pairs a test expects to be answered with an HTTP error, e.g. a 403 page.
     expected_http_errors: set[tuple[str, int]] = field(default_factory=set)
+    # Console errors a test provokes on purpose (a WebSocket refused while the server is down).
+    expected_console: list[re.Pattern] = field(default_factory=list)
 
     def new_page(self) -> Page:
         context = self.browser.new_context()
@@ -95,12 +97,17 @@ class Browsing:
     def expect_http_error(self, url: str, status: int) -> None:
         self.expected_http_errors.add((url, status))
 
+    def expect_console_error(self, pattern: str) -> None:
+        self.expected_console.append(re.compile(pattern))
+
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
         status = _HTTP_ERROR.search(message.text)
         url = message.location.get("url", "")
         if status and (url, int(status.group(1))) in self.expected_http_errors:
+            return
+        if any(pattern.search(message.text) for pattern in self.expected_console):
             return
         self.problems.append(f"console error at {url or '?'}: {message.text}")
 
