@@ -6,13 +6,17 @@ only to the security group, which only members who may see security incidents jo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+from redis.exceptions import RedisError
 
 from portal.scoping import tenant_group
+
+logger = logging.getLogger(__name__)
 
 CHANGED_EVENT = "incidents.changed"
 
@@ -42,13 +46,17 @@ def push_on_commit(changes: Iterable[tuple[str, bool]]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        if ordinary:
-            async_to_sync(layer.group_send)(
-                desk_group(schema), {"type": CHANGED_EVENT, "incidents": ordinary[:200]}
-            )
-        if security:
-            async_to_sync(layer.group_send)(
-                security_group(schema), {"type": CHANGED_EVENT, "incidents": security[:200]}
-            )
+        try:
+            if ordinary:
+                async_to_sync(layer.group_send)(
+                    desk_group(schema), {"type": CHANGED_EVENT, "incidents": ordinary[:200]}
+                )
+            if security:
+                async_to_sync(layer.group_send)(
+                    security_group(schema), {"type": CHANGED_EVENT, "incidents": security[:200]}
+                )
+        except RedisError as exc:
+            # The change is committed; open desks lost their sockets too and reload on reconnect.
+            logger.warning("incident changes not pushed, Redis is unreachable (%s)", exc)
 
     transaction.on_commit(send)

@@ -17,6 +17,8 @@ from django.db import connection, transaction
 from django_tenants.utils import schema_context
 from redis.exceptions import RedisError
 
+from portal.tasks import QUEUE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 MARKER_SECONDS = 300
@@ -48,7 +50,7 @@ def request_now(targets) -> None:
             if not cache.add(_marker(target), 1, timeout=MARKER_SECONDS):
                 continue  # a sync of this target is queued already and will see this change
             tasks.task_for(target).delay()
-        except (RedisError, OSError) as exc:
+        except QUEUE_ERRORS as exc:
             # The state stays pending in the database; the reconciler will sync it.
             logger.warning("could not queue the %s sync (%s); the reconciler will", target, exc)
 

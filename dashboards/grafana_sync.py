@@ -18,13 +18,12 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
 
 from dashboards.grafana_export import folder_uid, grafana_dashboard
 from dashboards.models import GrafanaPush
 from portal.backends.base import BackendError
 from portal.backends.grafana import GrafanaBackend
+from portal.tasks import QUEUE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +166,7 @@ def request_on_commit(*, dashboard_id=None, push_id=None) -> None:
                     tasks.remove_from_grafana.delay(push_id)
                 else:
                     tasks.push_to_grafana.delay(str(dashboard_id))
-            except (RedisError, OSError, KombuOperationalError) as exc:
+            except QUEUE_ERRORS as exc:
                 # The row says what is owed: the reconciler queues it again.
                 logger.warning("could not queue the Grafana push (%s); the reconciler will", exc)
 

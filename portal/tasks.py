@@ -19,7 +19,9 @@ from typing import Any
 from celery.exceptions import Ignore, Reject, Retry
 from django.db import InterfaceError, OperationalError, connection
 from django_tenants.utils import get_public_schema_name
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenant_schemas_celery.task import TenantTask
 
@@ -34,6 +36,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
 )
+
+# What sending a task raises when the broker (Redis) cannot be reached: callers that queue work
+# after a commit catch these and leave the work to a reconciler, or do it themselves.
+QUEUE_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, RedisError, OSError)
 
 # OSErrors about files say "never" until someone fixes the file system: retrying cannot help.
 PERMANENT_OS_ERRORS: tuple[type[OSError], ...] = (

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, tenant_context
 
+from portal.tasks import QUEUE_ERRORS
 from tenants.accounts.invitations import send_invitation
 from tenants.summary import record_worker_seen, refresh_summary
+
+logger = logging.getLogger(__name__)
 
 
 # Platform-wide: memberships live in the public schema, and provisioning sends it from there.
@@ -15,6 +20,10 @@ from tenants.summary import record_worker_seen, refresh_summary
 @shared_task(platform_wide=True, max_retries=8)
 def send_invitation_email(membership_id: int) -> bool:
     """E-mail a new member their invitation."""
+    return _send_invitation(membership_id)
+
+
+def _send_invitation(membership_id: int) -> bool:
     from tenants.models import Membership
 
     membership = Membership.objects.select_related("user", "tenant").filter(pk=membership_id)
@@ -66,5 +75,14 @@ def record_audit_chain_heads() -> dict[str, int]:
 
 
 def queue_invitation(membership) -> None:
-    """Send the invitation once the membership is committed (and never if it is rolled back)."""
-    transaction.on_commit(lambda: send_invitation_email.delay(membership.pk))
+    """Send the invitation once the membership is committed (and never if it is rolled back);
+    without a reachable queue it is sent from here, so the invitation is not lost."""
+
+    def send() -> None:
+        try:
+            send_invitation_email.delay(membership.pk)
+        except QUEUE_ERRORS as exc:
+            logger.warning("invitation not queued (%s); sending it now", exc)
+            _send_invitation(membership.pk)
+
+    transaction.on_commit(send)

@@ -461,3 +461,23 @@ def test_the_relay_refuses_a_receiver_it_does_not_relay(acme, settings):
     path = f"/hooks/alertmanager/{acme.public_id}/relay/{slack.public_id}/"
     response = post_hook(path, alertmanager_body("acme"), intake_secret(acme))
     assert response.status_code == 404
+
+
+def test_the_relay_answers_503_when_its_queue_is_unreachable_so_alertmanager_retries(
+    acme, settings, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    from alerts import tasks
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.deliver_relayed_notification, "delay", refused)
+    settings.OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    with tenant_context(acme):
+        teams = add_receiver("msteams", "http://127.0.0.1:9/teams")
+    path = f"/hooks/alertmanager/{acme.public_id}/relay/{teams.public_id}/"
+    response = post_hook(path, alertmanager_body("acme"), intake_secret(acme))
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The relay queue is unreachable; retry later."}

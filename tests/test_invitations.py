@@ -236,3 +236,21 @@ def test_no_invitation_again_for_someone_with_a_password_or_by_a_non_admin(clien
     )
     assert refused.status_code == 400 and "email" in refused.json()
     assert by_security.status_code == 403
+
+
+def test_without_a_reachable_queue_the_invitation_is_sent_at_once(
+    client_for, django_capture_on_commit_callbacks, mailoutbox, monkeypatch
+):
+    from kombu.exceptions import OperationalError
+
+    from tenants import tasks
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.send_invitation_email, "delay", refused)
+    response = _invite(
+        client_for, "acme", "offline@corp.example", "operator", django_capture_on_commit_callbacks
+    )
+    assert response.status_code == 302
+    assert [m.to for m in mailoutbox] == [["offline@corp.example"]]

@@ -12,6 +12,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from portal.scoping import member_group, tenant_wide_group
 from tenants import lifecycle
@@ -76,5 +77,10 @@ def notify_groups(groups: list[str]) -> None:
         for group in groups:
             await layer.group_send(group, {"type": ACCESS_REVOKED})
 
-    async_to_sync(send_all)()
+    try:
+        async_to_sync(send_all)()
+    except RedisError as exc:
+        # Sockets cannot hear anything then either: they end, and reconnecting checks access.
+        logger.warning("access re-check not sent to %s, Redis is unreachable (%s)", groups, exc)
+        return
     logger.debug("access re-check sent to %s", groups)

