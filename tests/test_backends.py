@@ -174,6 +174,22 @@ def test_grafana_sends_its_token(server):
         assert grafana.get("/api/search").json() == []
 
 
+@pytest.mark.parametrize("tenant", ['acme",tenant=~".*', "acme tenant", "", "ACME", "a" * 64])
+def test_silences_are_only_ever_asked_for_one_tenant_by_schema_name(server, tenant):
+    with AlertmanagerBackend(server.url_for("/")) as alertmanager, pytest.raises(ValueError):
+        alertmanager.active_silence_ids(tenant)
+    assert server.log == []  # refused before anything was sent
+
+
+def test_a_silence_id_is_one_path_segment(server):
+    # The server decodes the path it matches on; what was sent is in the raw request URI.
+    server.expect_request("/api/v2/silence/a/../status", method="DELETE").respond_with_data("")
+    with AlertmanagerBackend(server.url_for("/")) as alertmanager:
+        alertmanager.expire_silence("a/../status")
+    ((request, _),) = server.log
+    assert request.environ["REQUEST_URI"] == "/api/v2/silence/a%2F..%2Fstatus"
+
+
 # ---- status -----------------------------------------------------------------------------------
 
 

@@ -14,12 +14,14 @@ import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from django.conf import settings
 
 from portal.backends.base import BackendError, HttpBackend
 from portal.backends.config_files import candidate_file, check_with_tool, read_text
+from portal.backends.prometheus import tenant_selector
 
 STAMP_PREFIX = "portal-config-"
 _SILENCE_LIVE_STATES = ("active", "pending")
@@ -107,7 +109,9 @@ class AlertmanagerBackend(HttpBackend):
 
     def active_silence_ids(self, tenant: str) -> set[str]:
         """Ids of the silences not yet expired (active or pending) with `tenant="<tenant>"`."""
-        response = self.get("/api/v2/silences", params={"filter": f'tenant="{tenant}"'})
+        # The tenant is a schema name: anything else could widen the filter to other tenants.
+        matcher = tenant_selector(tenant)[1:-1]
+        response = self.get("/api/v2/silences", params={"filter": matcher})
         return {
             s["id"]
             for s in response.json()
@@ -144,7 +148,7 @@ class AlertmanagerBackend(HttpBackend):
     def expire_silence(self, silence_id: str) -> None:
         """Expire a silence now; one that is gone already is fine."""
         try:
-            self.request("DELETE", f"/api/v2/silence/{silence_id}")
+            self.request("DELETE", f"/api/v2/silence/{quote(silence_id, safe='')}")
         except BackendError as exc:
             if exc.status_code != 404:
                 raise
