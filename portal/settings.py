@@ -67,6 +67,7 @@ SHARED_APPS = [
     # Two-factor sign-in: people are platform-wide, so their authenticator apps are too.
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "compliance_catalog",  # the framework catalog: platform-wide data in the public schema
 ]
 TENANT_APPS = [

@@ -38,3 +38,5 @@ class AuditAction(StrEnum):
     AUTH_TWO_FACTOR_ENABLED = "auth.two_factor_enabled"
     AUTH_TWO_FACTOR_REMOVED = "auth.two_factor_removed"
     AUTH_TWO_FACTOR_VERIFIED = "auth.two_factor_verified"
+    AUTH_RECOVERY_CODES_CREATED = "auth.recovery_codes_created"
+    AUTH_RECOVERY_CODE_USED = "auth.recovery_code_used"

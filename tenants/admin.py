@@ -10,6 +10,8 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django_otp.plugins.otp_static import admin as _otp_static_admin  # noqa: F401 (registers first)
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp import admin as _otp_totp_admin  # noqa: F401 (registers first)
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.utils import get_public_schema_name
@@ -281,8 +283,11 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["actor_label", "action", "object_repr"]
 
 
-# django-otp's own admin shows each app's secret (and its QR code) and edits apps unaudited.
+# django-otp's own admin shows each app's secret (and its QR code) and edits apps unaudited;
+# its recovery-code admin would add and edit codes unaudited. Recovery codes go with the app
+# when the platform resets it (`reset_two_factor`).
 admin.site.unregister(TOTPDevice)
+admin.site.unregister(StaticDevice)
 
 
 @admin.register(TOTPDevice)

@@ -120,3 +120,26 @@ class CodeForm(forms.Form):
     """One code from the person's authenticator app."""
 
     code = CodeField(label="Code")
+
+
+class SignInCodeField(CodeField):
+    """At sign-in: a code from the app, or one of the person's recovery codes."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Recovery codes have letters: a phone's keyboard must offer them.
+        self.widget.attrs.pop("inputmode", None)
+
+    def to_python(self, value) -> str:
+        value = forms.CharField.to_python(self, value)
+        if value and two_factor.is_recovery_code(value):
+            return two_factor.clean_recovery_code(value)
+        return two_factor.clean_code(value) if value else value
+
+
+class SignInCodeForm(forms.Form):
+    """The code step of signing in."""
+
+    code = SignInCodeField(
+        label="Code", help_text="The code your app shows, or one of your recovery codes."
+    )

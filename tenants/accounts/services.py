@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants import audit, lifecycle
@@ -156,19 +157,93 @@ def confirm_two_factor(*, user, code: str, actor: audit.Actor) -> TOTPDevice:
 
 
 def remove_two_factor(*, user, code: str, actor: audit.Actor) -> None:
-    """Remove the person's app after a current `code` (a stolen session alone cannot); their
+    """Remove the person's app after a current `code`, or one of their recovery codes (the
+    phone is lost); a stolen session alone cannot. Their recovery codes go with the app, their
     sessions are no longer verified, and live connections are told to look again."""
     device = two_factor.confirmed_device(user)
     if device is None:
         raise ValidationError({"code": ["Two-factor sign-in is not on."]})
-    _check_code(device, code)
+    if two_factor.is_recovery_code(code):
+        check_recovery_code(user, code)
+    else:
+        _check_code(device, code)
     with transaction.atomic():
         User = get_user_model()
         User.objects.select_for_update().get(pk=user.pk)
         deleted, _ = TOTPDevice.objects.filter(pk=device.pk, confirmed=True).delete()
         if not deleted:
             return
+        StaticDevice.objects.filter(user=user).delete()
         _removed(user, device, actor)
+
+
+def check_recovery_code(user, code: str) -> StaticDevice:
+    """The person's recovery device once `code` is one of its unused codes (now used up);
+    ValidationError on `code` otherwise (WRONG_CODE for a code that is not theirs)."""
+    try:
+        code = two_factor.clean_recovery_code(code)
+    except ValidationError as exc:
+        raise ValidationError({"code": exc.messages}) from None
+    device = two_factor.recovery_device(user)
+    if device is None:
+        raise ValidationError({"code": ["You have no recovery codes: enter the code of your app."]})
+    wait = two_factor.wait_message(device)
+    if wait:
+        raise ValidationError({"code": [wait]})
+    if not two_factor.use_recovery_code(device, code):
+        raise ValidationError(
+            {
+                "code": ValidationError(
+                    "That recovery code is not right, or was used already.", code=WRONG_CODE
+                )
+            }
+        )
+    return device
+
+
+def create_recovery_codes(*, user, actor: audit.Actor) -> list[str]:
+    """Ten new recovery codes for a person with a confirmed app, replacing any earlier ones;
+    returned once, to be shown once (only their keyed hashes are kept)."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().get(pk=user.pk)
+        if two_factor.confirmed_device(user) is None:
+            raise ValidationError(
+                {"code": ["Set up your authenticator app first: recovery codes stand in for it."]}
+            )
+        replaced = StaticDevice.objects.filter(user=user).exists()
+        StaticDevice.objects.filter(user=user).delete()
+        device = StaticDevice.objects.create(
+            user=user, name=two_factor.RECOVERY_DEVICE_NAME, confirmed=True
+        )
+        codes = two_factor.new_recovery_codes()
+        StaticToken.objects.bulk_create(
+            [StaticToken(device=device, token=two_factor.recovery_digest(code)) for code in codes]
+        )
+        for tenant in _two_factor_chains(user):
+            audit.record(
+                actor=actor,
+                action=AuditAction.AUTH_RECOVERY_CODES_CREATED,
+                obj=user,
+                tenant=tenant,
+                after={"email": user.email, "codes": len(codes), "replaced_earlier": replaced},
+            )
+    return codes
+
+
+@transaction.atomic
+def note_recovery_code_used(*, user, actor: audit.Actor) -> int:
+    """Record a sign-in with a recovery code in every chain the person is in; returns how many
+    codes are left."""
+    left = two_factor.recovery_codes_left(user)
+    for tenant in _two_factor_chains(user):
+        audit.record(
+            actor=actor,
+            action=AuditAction.AUTH_RECOVERY_CODE_USED,
+            obj=user,
+            tenant=tenant,
+            after={"email": user.email, "codes_left": left},
+        )
+    return left
 
 
 @transaction.atomic
@@ -180,6 +255,7 @@ def reset_two_factor(*, device, actor: audit.Actor) -> None:
     deleted, _ = TOTPDevice.objects.filter(pk=device.pk).delete()
     if not deleted or not device.confirmed:
         return
+    StaticDevice.objects.filter(user=user).delete()  # they stood in for the app
     _removed(user, device, actor, after={"reset_by_platform": True})
 
 

@@ -6,6 +6,10 @@ password and then a code (`tenants.accounts.views.SignInView`); the session is t
 (django-otp keeps the app's id in the session). A session that is not verified (one begun before
 the person enrolled, say) can be verified later with a code at the same step.
 
+Recovery codes (a django-otp static device) stand in for the app when the phone is lost: ten
+single-use codes, shown once; the database keeps only a keyed hash of each, so reading it gives
+no code. They sign in and remove the app, never replace its confirmation.
+
 Devices live in the public schema: people are platform-wide, and one app serves every tenant
 they belong to. Wrong codes count towards the same lockout as wrong passwords (django-axes, per
 account and client address); django-otp's own back-off per app applies on top.
@@ -13,6 +17,9 @@ account and client address); django-otp's own back-off per app applies on top.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 import unicodedata
 from base64 import b32encode
@@ -20,6 +27,7 @@ from urllib.parse import quote, urlencode
 
 import segno
 from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
@@ -28,6 +36,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.models import Membership
@@ -68,6 +77,77 @@ def clean_code(value: object) -> str:
             f"Enter all {CODE_DIGITS} digits your app shows (this has {len(digits)})."
         )
     return digits
+
+
+# ---- recovery codes ---------------------------------------------------------------------------
+
+RECOVERY_DEVICE_NAME = "Recovery codes"
+RECOVERY_COUNT = 10
+# Ten characters of an alphabet without look-alikes (no 0/o, 1/l/i): about 49 bits each.
+RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+RECOVERY_LENGTH = 10
+
+
+def new_recovery_codes() -> list[str]:
+    """Fresh codes as people see them: `abcde-fghjk`."""
+    codes = []
+    for _ in range(RECOVERY_COUNT):
+        text = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_LENGTH))
+        codes.append(f"{text[:5]}-{text[5:]}")
+    return codes
+
+
+def recovery_digest(code: str) -> str:
+    """What is stored for a code (django-otp's token field holds 16 characters): a keyed hash,
+    so the table alone gives no code."""
+    key = settings.SECRET_KEY.encode()
+    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def is_recovery_code(value: object) -> bool:
+    """Whether typed text is meant as a recovery code (longer than an app code, with letters)
+    rather than a mistyped app code."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    compact = [c for c in text if not c.isspace() and c != "-"]
+    return len(compact) > CODE_DIGITS and any(c.isalpha() for c in compact)
+
+
+def clean_recovery_code(value: object) -> str:
+    """A recovery code as typed (any case, spaces and dashes dropped) in its stored form, or
+    ValidationError saying what is wrong. Messages never repeat the input."""
+    text = unicodedata.normalize("NFKC", str(value or ""))
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+    if bad is not None:
+        raise ValidationError(f"Remove the control character U+{ord(bad):04X}.")
+    if len(text) > CODE_INPUT_MAX:
+        raise ValidationError(f"A recovery code has {RECOVERY_LENGTH} letters and digits.")
+    compact = "".join(c for c in text.lower() if not c.isspace() and c != "-")
+    if len(compact) != RECOVERY_LENGTH or any(c not in RECOVERY_ALPHABET for c in compact):
+        raise ValidationError(
+            f"A recovery code has {RECOVERY_LENGTH} letters and digits, like abcde-fghjk."
+        )
+    return f"{compact[:5]}-{compact[5:]}"
+
+
+def recovery_device(user) -> StaticDevice | None:
+    if user is None or not user.is_authenticated:
+        return None
+    return StaticDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+
+
+def recovery_codes_left(user) -> int:
+    device = recovery_device(user)
+    return device.token_set.count() if device is not None else 0
+
+
+def use_recovery_code(device: StaticDevice, code: str) -> bool:
+    """Whether `code` (cleaned) is one of the device's unused codes; it is used up if so.
+
+    The device row is locked, so a code is accepted once however many requests bring it.
+    """
+    with transaction.atomic():
+        locked = StaticDevice.objects.select_for_update().filter(pk=device.pk).first()
+        return locked is not None and locked.verify_token(recovery_digest(code))
 
 
 # ---- devices ------------------------------------------------------------------------------------

@@ -16,23 +16,31 @@ from django_otp import login as otp_login
 
 from tenants import audit
 from tenants.accounts import services, two_factor
-from tenants.accounts.forms import CodeForm
+from tenants.accounts.forms import CodeForm, SignInCodeForm
 from tenants.models import Membership
 
 BEGIN = "two_factor_begin"
 CONFIRM = "two_factor_confirm"
 CANCEL = "two_factor_cancel"
 REMOVE = "two_factor_remove"
-FORMS = (BEGIN, CONFIRM, CANCEL, REMOVE)
+RECOVERY = "two_factor_recovery"
+FORMS = (BEGIN, CONFIRM, CANCEL, REMOVE, RECOVERY)
+# New recovery codes wait here for the one page that shows them.
+_NEW_CODES_KEY = "two_factor_new_recovery_codes"
 
 
 def _back(request) -> HttpResponse:
     return redirect(reverse("profile") + "#two-factor")
 
 
-def _code_form(data=None, *, name: str) -> CodeForm:
-    # Two code forms can be on one page: distinct ids, same field name.
-    return CodeForm(data, auto_id=f"id_{name}_%s")
+def _code_form(data=None, *, name: str) -> CodeForm | SignInCodeForm:
+    # Two code forms can be on one page: distinct ids, same field name. Removing takes a
+    # recovery code too (the phone is lost); confirming a new app takes the app's code only.
+    form_class = SignInCodeForm if name == REMOVE else CodeForm
+    form = form_class(data, auto_id=f"id_{name}_%s")
+    if name == REMOVE:
+        form.fields["code"].help_text = "The code your app shows, or one of your recovery codes."
+    return form
 
 
 def handle(request, which: str) -> HttpResponse | dict[str, CodeForm]:
@@ -47,6 +55,17 @@ def handle(request, which: str) -> HttpResponse | dict[str, CodeForm]:
     if which == CANCEL:
         services.discard_unconfirmed_two_factor(user=user)
         return _back(request)
+    if which == RECOVERY:
+        if not two_factor.is_verified(request):
+            messages.error(request, "Verify this session with a code first.")
+            return _back(request)
+        try:
+            codes = services.create_recovery_codes(user=user, actor=actor)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            request.session[_NEW_CODES_KEY] = codes
+        return redirect(reverse("profile") + "#recovery-codes")
     form = _code_form(request.POST, name=which)
     if which == REMOVE and two_factor.locked_out(request, user):
         # Guessing codes here counts towards the sign-in lockout; django-axes answers.
@@ -101,4 +120,9 @@ def context(request, forms: dict[str, CodeForm]) -> dict:
         "confirm_form": forms.get(CONFIRM) or _code_form(name=CONFIRM),
         "remove_form": forms.get(REMOVE) or _code_form(name=REMOVE),
         "verify_url": reverse("login") + "?step=code&next=" + reverse("profile"),
+        "recovery_left": two_factor.recovery_codes_left(user) if device else 0,
+        "recovery_made": device is not None and two_factor.recovery_device(user) is not None,
+        "recovery_total": two_factor.RECOVERY_COUNT,
+        # Shown on this one page, then gone: only their hashes are kept.
+        "recovery_codes_new": request.session.pop(_NEW_CODES_KEY, None) if device else None,
     }

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from tenants import audit, links
 from tenants.accounts import handoff, services, two_factor, two_factor_views
-from tenants.accounts.forms import CodeForm, OwnPasswordForm, PasswordResetForm
+from tenants.accounts.forms import OwnPasswordForm, PasswordResetForm, SignInCodeForm
 from tenants.models import Membership
 from tenants.slugs import schema_name_for
 
@@ -101,7 +101,7 @@ class SignInView(auth_views.LoginView):
         if request.GET.get("step") == "code":
             user, _backend, pending = self._code_step_user()
             if user is not None:
-                return self._code_page(user, CodeForm(), pending=pending)
+                return self._code_page(user, SignInCodeForm(), pending=pending)
         return super().get(request, *args, **kwargs)
 
     def post(self, request, *args, **kwargs):
@@ -142,6 +142,7 @@ class SignInView(auth_views.LoginView):
         return None, "", False
 
     def _code_page(self, user, form, *, pending: bool, status: int = 200):
+        """The code step, with `form` (a `SignInCodeForm`)."""
         form.fields["code"].widget.attrs["autofocus"] = True
         context = self.get_context_data(form=form)
         context.update(
@@ -164,16 +165,29 @@ class SignInView(auth_views.LoginView):
             two_factor.clear_pending(request)
             messages.error(request, "Your sign-in took too long or changed: please sign in again.")
             return redirect("login")
-        form = CodeForm(request.POST)
+        form = SignInCodeForm(request.POST)
         if not form.is_valid():
             return self._code_page(user, form, pending=pending, status=400)
         if two_factor.locked_out(request, user):
             # django-axes answers with its lockout page (the request is flagged).
             return self._code_page(user, form, pending=pending, status=429)
+        code = form.cleaned_data["code"]
+        recovery = two_factor.is_recovery_code(code)
+        if recovery:
+            device = two_factor.recovery_device(user)
+            if device is None:
+                form.add_error("code", "You have no recovery codes: enter the code your app shows.")
+                return self._code_page(user, form, pending=pending, status=400)
+            check, wrong = two_factor.use_recovery_code, RECOVERY_WRONG
+        else:
+            check, wrong = (
+                two_factor.verify,
+                "That code is not right. Enter the code your app shows now.",
+            )
         wait = two_factor.wait_message(device)
-        if wait is None and not two_factor.verify(device, form.cleaned_data["code"]):
+        if wait is None and not check(device, code):
             two_factor.count_failure(request, user)
-            wait = "That code is not right. Enter the code your app shows now."
+            wait = wrong
         if wait is not None:
             form.add_error("code", wait)
             return self._code_page(user, form, pending=pending, status=400)
@@ -189,7 +203,23 @@ class SignInView(auth_views.LoginView):
             services.note_two_factor_verified(
                 user=user, tenant=tenant, actor=audit.Actor.from_request(request)
             )
+        if recovery:
+            left = services.note_recovery_code_used(
+                user=user, actor=audit.Actor.from_request(request)
+            )
+            messages.warning(
+                request,
+                f"You signed in with a recovery code; {left} left. "
+                + (
+                    "Create new ones on your profile now."
+                    if left <= 3
+                    else "Set up your app again on your profile if your phone is gone."
+                ),
+            )
         return redirect(self.get_success_url())
+
+
+RECOVERY_WRONG = "That recovery code is not right, or was used already."
 
 
 class PasswordResetView(auth_views.PasswordResetView):
