@@ -370,3 +370,23 @@ def statuses() -> dict[str, str]:
 
 def latest_chain_verification() -> ChainVerification | None:
     return ChainVerification.objects.order_by("-checked_at", "-pk").first()
+
+
+# ---- figures for the tenant's dashboards ------------------------------------------------------
+
+
+def dashboard_figures() -> dict:
+    """The score over every control of the catalog (each once: passing over applicable, in
+    percent, None while nothing applies) and the failing controls per framework."""
+    current = statuses()
+    controls = catalog.controls()
+    applicable = [c for c in controls if current.get(c.code) != Status.NOT_APPLICABLE]
+    passing = sum(1 for c in applicable if current.get(c.code) == Status.PASSING)
+    failing = {framework.code: 0 for framework in catalog.frameworks()}
+    for control in controls:
+        if current.get(control.code) == Status.FAILING:
+            for code in control.refs:
+                if code in failing:
+                    failing[code] += 1
+    score = round(100.0 * passing / len(applicable), 1) if applicable else None
+    return {"score": score, "failing": failing}

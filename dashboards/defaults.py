@@ -18,6 +18,7 @@ DEFAULT_METRICS: tuple[tuple[str, str, str, str, list[str], str], ...] = (
     ("availability_ratio", "gauge", "%", "Share of successful probes, in percent.", [], B),
     ("error_budget_remaining_ratio", "gauge", "%", "Error budget left this month.", [], B),
     ("open_incidents", "gauge", "", "Open incidents by severity.", ["severity"], B),
+    ("open_major_incidents", "gauge", "", "Open P0 and P1 incidents.", [], B),
     ("compliance_score_ratio", "gauge", "%", "Controls passing, in percent.", [], B),
     ("http_request_duration_ms", "gauge", "ms", "Request latency.", ["endpoint"], T),
     ("http_requests_per_second", "gauge", "req/s", "Request throughput.", ["endpoint"], T),
@@ -27,7 +28,7 @@ DEFAULT_METRICS: tuple[tuple[str, str, str, str, list[str], str], ...] = (
     ("failed_signins", "gauge", "", "Failed sign-ins per minute.", [], S),
     ("suspicious_events", "gauge", "", "Suspicious activity per minute.", ["kind"], S),
     ("vulnerability_findings", "gauge", "", "Open vulnerability findings.", ["severity"], S),
-    ("compliance_violations", "gauge", "", "Open compliance violations.", ["framework"], S),
+    ("compliance_violations", "gauge", "", "Failing controls per framework.", ["framework"], S),
     ("open_security_incidents", "gauge", "", "Open security incidents.", [], S),
 )
 
@@ -58,7 +59,7 @@ DEFAULT_DASHBOARDS: tuple[dict, ...] = (
             _panel("Conversion rate", "stat", "checkout_conversion_ratio", "avg", 3, 0, 3, 3, "%"),
             _panel("Active users", "stat", "active_users", "max", 6, 0, 3, 3),
             _panel("Availability", "stat", "availability_ratio", "avg", 9, 0, 3, 3, "%"),
-            _panel("Revenue per minute", "timeseries", "revenue_eur", "sum", 0, 3, 6, 4, "EUR"),
+            _panel("Revenue per minute", "bar", "revenue_eur", "sum", 0, 3, 6, 4, "EUR"),
             _panel("Active users", "timeseries", "active_users", "avg", 6, 3, 6, 4),
             _panel(
                 "Error budget left",
@@ -71,8 +72,9 @@ DEFAULT_DASHBOARDS: tuple[dict, ...] = (
                 4,
                 "%",
             ),
-            _panel("Open incidents", "bar", "open_incidents", "sum", 4, 7, 4, 4),
-            _panel("Compliance score", "stat", "compliance_score_ratio", "avg", 8, 7, 4, 4, "%"),
+            # Recorded by the portal from its incident desk and compliance checks (portal_kpis).
+            _panel("Open P0/P1 incidents", "stat", "open_major_incidents", "latest", 4, 7, 4, 4),
+            _panel("Compliance score", "stat", "compliance_score_ratio", "latest", 8, 7, 4, 4, "%"),
         ],
     },
     {
@@ -142,8 +144,10 @@ DEFAULT_DASHBOARDS: tuple[dict, ...] = (
         "description": "Sign-ins, suspicious activity, findings and violations.",
         "panels": [
             _panel("Failed sign-ins", "stat", "failed_signins", "sum", 0, 0, 4, 3),
-            _panel("Open security incidents", "stat", "open_security_incidents", "max", 4, 0, 4, 3),
-            _panel("Compliance violations", "stat", "compliance_violations", "max", 8, 0, 4, 3),
+            _panel(
+                "Open security incidents", "stat", "open_security_incidents", "latest", 4, 0, 4, 3
+            ),
+            _panel("Compliance violations", "stat", "compliance_violations", "latest", 8, 0, 4, 3),
             _panel("Failed sign-ins", "timeseries", "failed_signins", "sum", 0, 3, 6, 4),
             _panel("Suspicious activity", "bar", "suspicious_events", "sum", 6, 3, 6, 4),
             _panel(

@@ -31,6 +31,7 @@ class DemoSeries:
 
 
 def _series() -> tuple[DemoSeries, ...]:
+    # Open incidents and compliance figures are the tenant's real ones (`portal_kpis`).
     made = []
     for channel, base in (("web", 120.0), ("shop", 40.0), ("partner", 20.0)):
         made.append(DemoSeries("revenue_eur", {"channel": channel}, base, 0.15, 0.6, spike=-0.5))
@@ -39,12 +40,7 @@ def _series() -> tuple[DemoSeries, ...]:
         DemoSeries("active_users", {}, 800, 0.05, 0.7, whole=True),
         DemoSeries("availability_ratio", {}, 99.95, 0.0003, 0, ceiling=100, spike=-0.02),
         DemoSeries("error_budget_remaining_ratio", {}, 72, 0.01, 0, ceiling=100),
-        DemoSeries("compliance_score_ratio", {}, 87, 0.005, 0, ceiling=100),
     ]
-    for severity, base in (("P0", 0.2), ("P1", 1.0), ("P2", 3.0)):
-        made.append(
-            DemoSeries("open_incidents", {"severity": severity}, base, 0.5, whole=True, spike=2.0)
-        )
     for endpoint, latency, rate in (
         ("/checkout", 180, 30),
         ("/search", 90, 120),
@@ -74,9 +70,6 @@ def _series() -> tuple[DemoSeries, ...]:
         DemoSeries("vulnerability_findings", {"severity": "critical"}, 2, 0.2, whole=True),
         DemoSeries("vulnerability_findings", {"severity": "high"}, 8, 0.1, whole=True),
         DemoSeries("vulnerability_findings", {"severity": "medium"}, 20, 0.05, whole=True),
-        DemoSeries("compliance_violations", {"framework": "iso27001"}, 3, 0.2, whole=True),
-        DemoSeries("compliance_violations", {"framework": "soc2"}, 1, 0.3, whole=True),
-        DemoSeries("open_security_incidents", {}, 1, 0.4, whole=True, spike=2.0),
     ]
     return tuple(made)
 

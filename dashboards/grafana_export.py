@@ -37,11 +37,13 @@ TAG = "monitoring-portal"
 COLUMN_FACTOR = GRAFANA_COLUMNS // 12
 # Threshold colours in Grafana's palette: below the first is fine, above the last is bad.
 _STEP_COLOURS = {1: ["red"], 2: ["orange", "red"]}
-# Aggregations of the built-in store that the scraped latest values can reproduce.
+# Aggregations of the built-in store that the scraped latest values can reproduce: across the
+# series, over time per series.
 _OVER_TIME = {
-    Panel.Aggregation.AVG: "avg",
-    Panel.Aggregation.MAX: "max",
-    Panel.Aggregation.MIN: "min",
+    Panel.Aggregation.AVG: ("avg", "avg_over_time"),
+    Panel.Aggregation.MAX: ("max", "max_over_time"),
+    Panel.Aggregation.MIN: ("min", "min_over_time"),
+    Panel.Aggregation.LATEST: ("sum", "last_over_time"),
 }
 # The portal's unit text -> Grafana's unit id: the first id that imports as that text.
 _UNIT_IDS: dict[str, str] = {}
@@ -85,8 +87,8 @@ def panel_expression(panel: Panel, schema: str) -> str:
             return scope_to_tenant(panel.promql, schema)
         except PromQLError as exc:
             raise NotCarried(f"its PromQL is refused: {exc}") from None
-    function = _OVER_TIME.get(panel.aggregation)
-    if function is None:
+    functions = _OVER_TIME.get(panel.aggregation)
+    if functions is None:
         raise NotCarried(
             f"the {panel.get_aggregation_display().lower()} of every pushed sample cannot be "
             "computed from the latest values Prometheus scrapes"
@@ -100,7 +102,8 @@ def panel_expression(panel: Panel, schema: str) -> str:
     except PromQLError as exc:
         raise NotCarried(f"its metric and labels do not make a PromQL selector: {exc}") from None
     # The selector is the parser's own output; Grafana fills in the window for the panel's range.
-    return f"{function}({function}_over_time({selector}[$__rate_interval]))"
+    across, over_time = functions
+    return f"{across}({over_time}({selector}[$__rate_interval]))"
 
 
 def _thresholds(values: list) -> dashboard_builders.ThresholdsConfig:

@@ -52,7 +52,8 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 def combine(values: Sequence[float], aggregation: str) -> float:
     """`aggregation` over the values of one instant, as the store computes it per bucket."""
-    if aggregation == "sum":
+    if aggregation in ("sum", "latest"):
+        # One instant holds one sample per series: the latest of each, summed.
         return math.fsum(values)
     if aggregation == "max":
         return max(values)

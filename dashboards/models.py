@@ -110,6 +110,7 @@ class Panel(models.Model):
         P50 = "p50", "50th percentile"
         P95 = "p95", "95th percentile"
         P99 = "p99", "99th percentile"
+        LATEST = "latest", "Latest (summed over series)"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="panels")

@@ -40,6 +40,9 @@ AGGREGATES: dict[str, str] = {
     "p99": "percentile_cont(0.99) WITHIN GROUP (ORDER BY value)",
 }
 PERCENTILES: dict[str, float] = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+# A gauge as it stands: each series' newest sample (in the bucket, or the span), summed over the
+# series, e.g. open incidents split by severity. Read from the samples, never the rollups.
+LATEST = "latest"
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,7 @@ def bucketed(
     (five minutes, or an hour for steps of whole hours); percentiles are then within
     `sketch.ALPHA` of the exact ones.
     """
-    if aggregation not in AGGREGATES:
+    if aggregation not in AGGREGATES and aggregation != LATEST:
         raise ValueError(f"unknown aggregation {aggregation!r}")
     if not series:
         return []
@@ -329,6 +332,23 @@ def bucketed(
     ids = [one.id for one in series]
     if _uses_rollup(aggregation, step):
         rows = _bucketed_rollup(ids, group_of, aggregation, start, end, step)
+        return _series_of(rows, groups, group_by, name)
+    if aggregation == LATEST:
+        rows = _read(
+            f"""
+            SELECT g.grp, l.bucket, sum(l.value)
+              FROM (SELECT DISTINCT ON (b.series_id, b.bucket) b.series_id, b.bucket, b.value
+                      FROM (SELECT series_id, ts, value,
+                                   date_part('epoch', date_bin(%s, ts, %s)) AS bucket
+                              FROM {SAMPLE_TABLE}
+                             WHERE series_id = ANY(%s::bigint[]) AND ts >= %s AND ts < %s) AS b
+                     ORDER BY b.series_id, b.bucket, b.ts DESC) AS l
+              JOIN unnest(%s::bigint[], %s::int[]) AS g(series_id, grp) USING (series_id)
+             GROUP BY g.grp, l.bucket
+             ORDER BY g.grp, l.bucket
+            """,  # noqa: S608 (the table name is a constant)
+            [step, start, ids, start, end, ids, group_of],
+        )
         return _series_of(rows, groups, group_by, name)
     # `series_id = ANY` lets the planner use the (series, time) index; the join only maps each
     # series to its group.
@@ -424,11 +444,23 @@ def aggregate_over(
     series: Sequence[MetricSeries], *, aggregation: str, start: datetime, end: datetime
 ) -> float | None:
     """One value of `aggregation` over every sample of `series` in [start, end)."""
-    if aggregation not in AGGREGATES:
+    if aggregation not in AGGREGATES and aggregation != LATEST:
         raise ValueError(f"unknown aggregation {aggregation!r}")
     if not series:
         return None
     ids = [one.id for one in series]
+    if aggregation == LATEST:
+        # One index probe per series, however long the span.
+        [(value,)] = _read(
+            f"""
+            SELECT sum(l.value) FROM unnest(%s::bigint[]) AS i(id)
+             CROSS JOIN LATERAL (SELECT value FROM {SAMPLE_TABLE}
+                                  WHERE series_id = i.id AND ts >= %s AND ts < %s
+                                  ORDER BY ts DESC LIMIT 1) AS l
+            """,  # noqa: S608 (the table name is a constant)
+            [ids, start, end],
+        )
+        return None if value is None else float(value)
     if end - start >= timedelta(hours=1):
         # Whole five-minute buckets: the edges of a long span weigh next to nothing.
         rows, params = _span_rows(start, end)

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from dashboards import grafana_sync, live, prometheus_poll, services
+from dashboards import grafana_sync, live, portal_kpis, prometheus_poll, services
 from portal.backends.base import BackendError
 from tenants.fanout import each_active_tenant
 
@@ -98,3 +98,23 @@ def grafana_reconcile_all() -> int:
                 push_to_grafana.delay(str(row.dashboard.public_id))
             count += 1
     return count
+
+
+@shared_task(routine=True, max_retries=0)
+def record_portal_kpis() -> int:
+    """This tenant's open incidents and compliance standing as samples of its metrics."""
+    return portal_kpis.record()
+
+
+# Each run expires with the next: a minute's figures recorded late are not worth queueing.
+@shared_task(platform_wide=True, routine=True, max_retries=0)
+def record_portal_kpis_all() -> int:
+    """Beat: queue the figures of every active tenant; returns how many."""
+    count = 0
+    for _tenant in each_active_tenant():
+        record_portal_kpis.apply_async(expires=KPI_SECONDS)
+        count += 1
+    return count
+
+
+KPI_SECONDS = 60.0

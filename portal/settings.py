@@ -230,6 +230,12 @@ CELERY_BEAT_SCHEDULE = {
     # Dashboards kept in Grafana: pending pushes a lost message left, failed ones with backoff,
     # removals still owed.
     "grafana-push-reconcile": {"task": "dashboards.tasks.grafana_reconcile_all", "schedule": 60.0},
+    # Open incidents and the compliance score of each tenant, as metrics its dashboards show.
+    "record-portal-kpis": {
+        "task": "dashboards.tasks.record_portal_kpis_all",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "expire-metric-samples": {"task": "dashboards.tasks.expire_samples_all", "schedule": 3600.0},
     # Prometheus panels of the dashboards someone has open, polled once per panel per step.
     "poll-watched-prometheus-panels": {

@@ -61,6 +61,8 @@ ONE_MINUTE = timedelta(minutes=1)
         # percentile_cont over the 12 values of each bucket (linear between ranks).
         ("p50", 53.5, 59.5),
         ("p95", 105.45, 111.45),
+        # Each series' newest sample of the bucket, summed: eu 6 + us 106, then eu 12 + us 112.
+        ("latest", 112.0, 124.0),
     ],
 )
 def test_builtin_series_aggregate_per_bucket(acme, latency, aggregation, first, second):
@@ -105,6 +107,17 @@ def test_total_over_the_period_and_the_previous_one(acme, latency):
     with tenant_context(acme):
         assert queries.panel_total(panel(latency, "max"), SPAN) == 112.0
         assert queries.panel_total(panel(latency, "max"), SPAN.previous()) is None
+
+
+def test_latest_is_where_each_series_stands_at_the_end_of_the_span(acme, latency):
+    with tenant_context(acme):
+        assert queries.panel_total(panel(latency, "latest"), SPAN) == 124.0
+        assert queries.panel_total(panel(latency, "latest", {"region": "eu"}), SPAN) == 12.0
+        first_minute = queries.TimeRange(START, START + ONE_MINUTE, "custom")
+        assert queries.panel_total(panel(latency, "latest"), first_minute) == 112.0
+        # A long span reads the samples too (rollups keep no "latest").
+        long_span = queries.TimeRange(START - timedelta(days=30), SPAN.end, "custom")
+        assert queries.panel_total(panel(latency, "latest"), long_span) == 124.0
 
 
 def test_long_ranges_come_back_downsampled_to_the_width(acme):

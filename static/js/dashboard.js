@@ -126,6 +126,7 @@
         const aggregation = panel.payload.aggregation;
         let next = null;
         if (hasValue) next = update.value;
+        else if (aggregation === "latest") next = ys[ys.length - 1];
         else if (aggregation === "sum") next = (known ? shown : 0) + ys.reduce(function (a, b) { return a + b; }, 0);
         else if (aggregation === "count") next = (known ? shown : 0) + ys.length;
         else if (aggregation === "max") next = Math.max.apply(null, known ? ys.concat([shown]) : ys);
