@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django_tenants.utils import schema_context
 
-from dashboards import figures, queries
+from dashboards import figures, prometheus_poll, queries
 from dashboards.models import Dashboard, Panel
 from dashboards.queries import QueryError, TimeRange
 from portal.backends.prometheus import PrometheusBackend
@@ -87,7 +87,9 @@ def panel_payload(
         "kind": panel.kind,
         "title": panel.title,
         "aggregation": panel.aggregation,
-        "live": panel.source == Panel.Source.BUILTIN,
+        # Built-in panels get each pushed sample; Prometheus ones the watched-dashboard poll
+        # (a table is redrawn on reload only).
+        "live": panel.source == Panel.Source.BUILTIN or panel.kind in prometheus_poll.LIVE_KINDS,
         "csv": reverse("dashboard-panel-csv", args=[dashboard.public_id, panel.public_id]),
     }
     if answer is _NOT_ASKED:
