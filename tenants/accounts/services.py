@@ -94,21 +94,27 @@ def _two_factor_chains(user) -> list[Tenant | None]:
 def _check_code(device, code: str) -> None:
     """Refuse (ValidationError on `code`) a malformed code, one the app is not taking now, or
     one that is not current."""
+    _checked(
+        device,
+        code,
+        clean=two_factor.clean_code,
+        verify=two_factor.verify,
+        wrong="That code is not right. Enter the code your app shows now.",
+    )
+
+
+def _checked(device, code: str, *, clean, verify, wrong: str) -> None:
+    """`code` cleaned by `clean` and accepted by `verify(device, code)`, or ValidationError on
+    `code` (WRONG_CODE when it is well formed but not right)."""
     try:
-        code = two_factor.clean_code(code)
+        code = clean(code)
     except ValidationError as exc:
         raise ValidationError({"code": exc.messages}) from None
     wait = two_factor.wait_message(device)
     if wait:
         raise ValidationError({"code": [wait]})
-    if not two_factor.verify(device, code):
-        raise ValidationError(
-            {
-                "code": ValidationError(
-                    "That code is not right. Enter the code your app shows now.", code=WRONG_CODE
-                )
-            }
-        )
+    if not verify(device, code):
+        raise ValidationError({"code": ValidationError(wrong, code=WRONG_CODE)})
 
 
 def begin_two_factor(*, user) -> TOTPDevice:
@@ -180,24 +186,16 @@ def remove_two_factor(*, user, code: str, actor: audit.Actor) -> None:
 def check_recovery_code(user, code: str) -> StaticDevice:
     """The person's recovery device once `code` is one of its unused codes (now used up);
     ValidationError on `code` otherwise (WRONG_CODE for a code that is not theirs)."""
-    try:
-        code = two_factor.clean_recovery_code(code)
-    except ValidationError as exc:
-        raise ValidationError({"code": exc.messages}) from None
     device = two_factor.recovery_device(user)
     if device is None:
         raise ValidationError({"code": ["You have no recovery codes: enter the code of your app."]})
-    wait = two_factor.wait_message(device)
-    if wait:
-        raise ValidationError({"code": [wait]})
-    if not two_factor.use_recovery_code(device, code):
-        raise ValidationError(
-            {
-                "code": ValidationError(
-                    "That recovery code is not right, or was used already.", code=WRONG_CODE
-                )
-            }
-        )
+    _checked(
+        device,
+        code,
+        clean=two_factor.clean_recovery_code,
+        verify=two_factor.use_recovery_code,
+        wrong="That recovery code is not right, or was used already.",
+    )
     return device
 
 

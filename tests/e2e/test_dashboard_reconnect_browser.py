@@ -26,7 +26,7 @@ from tests.e2e.test_dashboard_live_browser import (
     pushed,
     stat_value,
 )
-from tests.restartable import Restartable
+from tests.restartable import Restartable, running
 
 pytestmark = pytest.mark.django_db
 forget_sign_ins = test_browser.forget_sign_ins
@@ -40,16 +40,8 @@ PUSH_WITHIN_MS = 2_000
 
 @pytest.fixture(scope="module")
 def served(process_env, tmp_path_factory) -> Iterator[Restartable]:
-    parts = Restartable(process_env, tmp_path_factory.mktemp("restartable"))
-    parts.start_redis()
-    try:
-        parts.start_server()
-        try:
-            yield parts
-        finally:
-            parts.stop_server()
-    finally:
-        parts.stop_redis()
+    with running(process_env, tmp_path_factory.mktemp("restartable")) as parts:
+        yield parts
 
 
 @pytest.fixture(scope="module")
