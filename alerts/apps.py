@@ -24,14 +24,13 @@ def withdraw_tenant_alerting(sender, *, tenant, **kwargs) -> None:
     Done in Celery (a reload may wait on a backend); if the queue is down, the reconciler removes
     rule files of tenants that are no longer active.
     """
-    from redis.exceptions import RedisError
-
     from alerts import tasks
+    from portal.tasks import QUEUE_ERRORS
 
     try:
         tasks.sync_remove_tenant_rules.delay(tenant.schema_name)
         tasks.sync_alertmanager_platform.delay()
-    except (RedisError, OSError) as exc:
+    except QUEUE_ERRORS as exc:
         logger.warning("could not queue the clean-up of %s (%s)", tenant.schema_name, exc)
 
 

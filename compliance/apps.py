@@ -1,4 +1,21 @@
+import logging
+
 from django.apps import AppConfig
+
+logger = logging.getLogger(__name__)
+
+
+def assess_new_tenant(sender, *, tenant, **kwargs) -> None:
+    """Receiver of `tenant_provisioned` (runs in the new tenant's schema): its first assessment
+    now, so its compliance pages and score say something before beat's next hour. Without a
+    queue, that hourly assessment is the first."""
+    from compliance import tasks
+    from portal.tasks import QUEUE_ERRORS
+
+    try:
+        tasks.assess_tenant.delay()
+    except QUEUE_ERRORS as exc:
+        logger.warning("first assessment of %s not queued (%s)", tenant.schema_name, exc)
 
 
 class ComplianceConfig(AppConfig):
@@ -11,4 +28,7 @@ class ComplianceConfig(AppConfig):
         from tenants import audit_chain, lifecycle
 
         lifecycle.member_removed.connect(release_owner, dispatch_uid="compliance.release_owner")
+        lifecycle.tenant_provisioned.connect(
+            assess_new_tenant, dispatch_uid="compliance.assess_new_tenant"
+        )
         audit_chain.set_verification_reader(latest_chain_verification)

@@ -82,6 +82,16 @@ def pytest_sessionstart(session):
     _require_redis()
 
 
+def _drop_queued_tasks() -> None:
+    """Seeding provisions the demo tenants, and provisioning queues each one's first compliance
+    assessment: dropped here, so a test worker never assesses a tenant behind a test's back."""
+    from portal.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in settings.PORTAL_TASK_QUEUES.values():
+            conn.default_channel.queue_purge(queue)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker):
     """Always create the test database, seed it and commit the seed.
@@ -101,6 +111,7 @@ def django_db_setup(request, django_test_environment, django_db_blocker):
         ensure_template_schema()
         seed_demo()
         connection.set_schema_to_public()
+        _drop_queued_tasks()
     yield
     with django_db_blocker.unblock():
         teardown_databases(db_cfg, verbosity=verbosity)

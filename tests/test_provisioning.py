@@ -240,6 +240,14 @@ def test_the_new_schema_starts_with_only_its_default_dashboards(initech):
     assert titles == _default_dashboard_titles()
 
 
+def test_a_new_tenant_is_assessed_at_once_not_at_the_next_hour(initech):
+    from compliance.models import ControlStatus, Source
+
+    with schema_context("initech"):
+        automated = ControlStatus.objects.filter(source=Source.AUTOMATED)
+        assert automated.exists()
+
+
 def test_the_cloned_tenant_serves_its_admin(initech):
     from dashboards.models import Dashboard
 
