@@ -18,6 +18,7 @@ from django_tenants.utils import get_public_schema_name
 
 from tenants import audit, services
 from tenants.accounts.services import deactivate_user, reset_two_factor
+from tenants.actions import AuditAction
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 from tenants.models import ApiToken, AuditEvent, Domain, Membership, Tenant
 from tenants.provisioning import deactivate_tenant, provision_tenant, reactivate_tenant
@@ -158,7 +159,7 @@ class DomainAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         audit.record(
             actor=audit.Actor.from_request(request),
-            action="domain.updated" if change else "domain.added",
+            action=AuditAction.DOMAIN_UPDATED if change else AuditAction.DOMAIN_ADDED,
             obj=obj,
             tenant=obj.tenant,
             before=before,
@@ -168,7 +169,7 @@ class DomainAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         audit.record(
             actor=audit.Actor.from_request(request),
-            action="domain.removed",
+            action=AuditAction.DOMAIN_REMOVED,
             obj=obj,
             tenant=obj.tenant,
             before={"domain": obj.domain},

@@ -93,9 +93,15 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
     tenant.save(verbosity=0)  # clones the template schema (auto_create_schema)
     domain = Domain.objects.create(domain=tenant_host(slug), tenant=tenant, is_primary=True)
     snapshot = {"slug": slug, "name": tenant.name, "domain": domain.domain}
-    audit.record(actor=actor, action="tenant.provisioned", obj=tenant, after=snapshot, tenant=None)
     audit.record(
-        actor=actor, action="tenant.provisioned", obj=tenant, after=snapshot, tenant=tenant
+        actor=actor, action=AuditAction.TENANT_PROVISIONED, obj=tenant, after=snapshot, tenant=None
+    )
+    audit.record(
+        actor=actor,
+        action=AuditAction.TENANT_PROVISIONED,
+        obj=tenant,
+        after=snapshot,
+        tenant=tenant,
     )
     if admin_email:
         user = get_or_create_user(admin_email)
@@ -103,7 +109,7 @@ def _provision_tenant(*, slug: str, name: str, admin_email: str | None, actor: a
         queue_invitation(membership)
         audit.record(
             actor=actor,
-            action="member.added",
+            action=AuditAction.MEMBER_ADDED,
             obj=membership,
             after={"email": user.email, "role": Role.ADMIN},
             tenant=tenant,

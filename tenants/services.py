@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from tenants import audit, lifecycle, tokens
 from tenants.accounts.users import clean_email, get_or_create_user
+from tenants.actions import AuditAction
 from tenants.forms import TENANT_NAME_MAX, TOKEN_NAME_MAX, check_text
 from tenants.models import ApiToken, Membership, Tenant
 from tenants.roles import Role, TokenScope
@@ -53,7 +54,7 @@ def add_member(*, tenant: Tenant, email: str, role: str, actor: audit.Actor) -> 
     membership = Membership.objects.create(tenant=tenant, user=user, role=role)
     audit.record(
         actor=actor,
-        action="member.added",
+        action=AuditAction.MEMBER_ADDED,
         obj=membership,
         tenant=tenant,
         after={"email": user.email, "role": role},
@@ -118,7 +119,7 @@ def change_role(*, tenant: Tenant, membership_id, role: str, actor: audit.Actor)
     membership.save(update_fields=["role"])
     audit.record(
         actor=actor,
-        action="member.role_changed",
+        action=AuditAction.MEMBER_ROLE_CHANGED,
         obj=membership,
         tenant=tenant,
         before=before,
@@ -168,7 +169,9 @@ def remove_member(
         raise ValidationError({"revoke_tokens": ["Rotate or revoke a token, not both."]})
     chosen = _chosen_tokens(tenant, membership, revoke=revoke_ids, rotate=rotate_ids)
     before = {"email": membership.user.email, "role": membership.role}
-    audit.record(actor=actor, action="member.removed", obj=membership, tenant=tenant, before=before)
+    audit.record(
+        actor=actor, action=AuditAction.MEMBER_REMOVED, obj=membership, tenant=tenant, before=before
+    )
     membership.delete()
     revoked = [_revoke(chosen[token_id], tenant, actor) for token_id in sorted(revoke_ids)]
     rotated = [
@@ -252,7 +255,7 @@ def resend_invitation(*, tenant: Tenant, membership_id, actor: audit.Actor) -> M
         )
     audit.record(
         actor=actor,
-        action="member.invitation_resent",
+        action=AuditAction.MEMBER_INVITATION_RESENT,
         obj=membership,
         tenant=tenant,
         after={"email": membership.user.email},
@@ -274,7 +277,7 @@ def rename_tenant(*, tenant: Tenant, name: str, actor: audit.Actor) -> Tenant:
         locked.save(update_fields=["name"])
         audit.record(
             actor=actor,
-            action="tenant.renamed",
+            action=AuditAction.TENANT_RENAMED,
             obj=locked,
             tenant=locked,
             before=before,
@@ -313,7 +316,7 @@ def set_two_factor_requirement(
     tenant.require_two_factor = required
     audit.record(
         actor=actor,
-        action="tenant.two_factor_changed",
+        action=AuditAction.TENANT_TWO_FACTOR_CHANGED,
         obj=locked,
         tenant=locked,
         before={"require_two_factor": not required},
@@ -369,7 +372,7 @@ def create_token(
     )
     audit.record(
         actor=actor,
-        action="token.created",
+        action=AuditAction.TOKEN_CREATED,
         obj=token,
         tenant=tenant,
         after={
@@ -401,7 +404,7 @@ def _revoke(token: ApiToken, tenant: Tenant, actor: audit.Actor) -> ApiToken:
         token.save(update_fields=["revoked_at"])
         audit.record(
             actor=actor,
-            action="token.revoked",
+            action=AuditAction.TOKEN_REVOKED,
             obj=token,
             tenant=tenant,
             before={"revoked_at": None},
@@ -434,7 +437,7 @@ def _rotate(old: ApiToken, tenant: Tenant, actor: audit.Actor, created_by) -> Is
     _revoke(old, tenant, actor)
     audit.record(
         actor=actor,
-        action="token.rotated",
+        action=AuditAction.TOKEN_ROTATED,
         obj=issued.token,
         tenant=tenant,
         before={"token": str(old.public_id), "prefix": old.prefix},
