@@ -46,7 +46,6 @@ from alerts.render import (
 )
 from portal.backends.alertmanager import AlertmanagerBackend as Alertmanager
 from portal.backends.base import BackendError
-from portal.backends.prometheus import LoadedRule
 from portal.backends.prometheus import PrometheusBackend as Prometheus
 from tenants.links import public_url
 
@@ -300,17 +299,6 @@ def remove_orphan_rule_files() -> list[str]:
         if orphans and prometheus.configured:
             prometheus.reload()
     return orphans
-
-
-def rule_states(tenant) -> dict[tuple[str, str], LoadedRule]:
-    """What Prometheus evaluates for the tenant now, by (group, rule name) as the portal names
-    them: firing/pending/inactive, health, last error. Empty when Prometheus is not connected;
-    BackendError when it cannot be asked."""
-    prefix = f"{tenant.schema_name}/"
-    with _kept_open(prometheus_client()) as prometheus:
-        if not prometheus.configured:
-            return {}
-        return {(r.group[len(prefix) :], r.name): r for r in prometheus.rules(prefix=prefix)}
 
 
 # ---- Alertmanager configuration --------------------------------------------------------------
