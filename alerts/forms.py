@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -17,6 +16,7 @@ from alerts.durations import parse_duration
 from alerts.models import AlertRule, Category, Receiver, Severity
 from alerts.outbound import OutboundURLError, check_outbound_url
 from alerts.promql import PromQLError, scope_to_tenant
+from tenants.forms import check_text
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 ALERT_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -28,14 +28,15 @@ PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def clean_text(value, *, field: str, max_length: int, required: bool = True) -> str:
-    """Stripped, NFC-normalised text without control characters, or a ValidationError."""
-    value = unicodedata.normalize("NFC", str(value or "")).strip()
+    """The portal's one text check (`tenants.forms.check_text`: NFC, trimmed, no control or
+    bidirectional-override characters, at most `max_length`; line breaks and tabs allowed), its
+    messages led by `field`, plus "required"."""
+    try:
+        value = check_text(str(value or ""), max_length=max_length, multiline=True)
+    except ValidationError as exc:
+        raise ValidationError(f"{field}: {' '.join(exc.messages)}") from None
     if required and not value:
         raise ValidationError(f"{field} is required.")
-    if len(value) > max_length:
-        raise ValidationError(f"{field} must be at most {max_length} characters.")
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in value):
-        raise ValidationError(f"{field} must not contain control characters.")
     return value
 
 

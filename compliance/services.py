@@ -26,7 +26,7 @@ from compliance.models import (
     StatusChange,
 )
 from tenants import audit
-from tenants.forms import check_text
+from tenants.forms import check_field_text
 from tenants.models import Membership
 
 REASON_MAX = 2000
@@ -34,13 +34,6 @@ TITLE_MAX = 200
 NOTE_MAX = 10_000
 # Statuses a person may attest; "not assessed" is what an attestation turns back into.
 ATTESTABLE = (Status.PASSING, Status.FAILING, Status.NOT_APPLICABLE)
-
-
-def _text(name: str, value: str, *, max_length: int, multiline: bool = False) -> str:
-    try:
-        return check_text(value or "", max_length=max_length, multiline=multiline)
-    except ValidationError as exc:
-        raise ValidationError({name: exc.messages}) from None
 
 
 def _live_control(code: str) -> catalog.ControlInfo:
@@ -138,7 +131,7 @@ def check_attestation(
         )
     if status not in ATTESTABLE:
         raise ValidationError({"status": ["Choose passing, failing or not applicable."]})
-    reason = _text("reason", reason, max_length=REASON_MAX, multiline=True)
+    reason = check_field_text("reason", reason, max_length=REASON_MAX, multiline=True)
     if not reason:
         raise ValidationError({"reason": ["Say why: an auditor reads this."]})
     if expires_at is None or expires_at <= timezone.now():
@@ -291,7 +284,7 @@ def add_evidence(
     info = _live_control(control_code)
     if kind not in Evidence.Kind.values:
         raise ValidationError({"kind": [f"{kind!r} is not a kind of evidence."]})
-    title = _text("title", title, max_length=TITLE_MAX)
+    title = check_field_text("title", title, max_length=TITLE_MAX)
     if not title:
         raise ValidationError({"title": ["This field is required."]})
     if expires_at is not None and expires_at <= timezone.now():
@@ -313,7 +306,7 @@ def add_evidence(
     elif kind == Evidence.Kind.LINK:
         evidence.url = checked_link(url)
     elif kind == Evidence.Kind.NOTE:
-        evidence.note = _text("note", note, max_length=NOTE_MAX, multiline=True)
+        evidence.note = check_field_text("note", note, max_length=NOTE_MAX, multiline=True)
         if not evidence.note:
             raise ValidationError({"note": ["Write the note."]})
     else:

@@ -24,25 +24,18 @@ from dashboards.forms import (
 )
 from dashboards.models import Dashboard, MetricDefinition, MetricSettings, Panel
 from tenants import audit
-from tenants.forms import check_text
-
-
-def _checked(name: str, value: str, *, max_length: int, multiline: bool = False) -> str:
-    try:
-        return check_text(value or "", max_length=max_length, multiline=multiline)
-    except ValidationError as exc:
-        raise ValidationError({name: exc.messages}) from None
+from tenants.forms import check_field_text
 
 
 def _clean_title(title: str) -> str:
-    title = _checked("title", title, max_length=TITLE_MAX)
+    title = check_field_text("title", title, max_length=TITLE_MAX)
     if not title:
         raise ValidationError({"title": ["This field is required."]})
     return title
 
 
 def _clean_description(description: str) -> str:
-    return _checked("description", description, max_length=DESCRIPTION_MAX, multiline=True)
+    return check_field_text("description", description, max_length=DESCRIPTION_MAX, multiline=True)
 
 
 @transaction.atomic

@@ -69,6 +69,14 @@ def check_text(value: str, *, max_length: int, multiline: bool = False) -> str:
     return value
 
 
+def check_field_text(field: str, value: str, *, max_length: int, multiline: bool = False) -> str:
+    """`check_text` for a service: its errors keyed by `field`, as a form would give them."""
+    try:
+        return check_text(value or "", max_length=max_length, multiline=multiline)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.messages}) from None
+
+
 class TextField(forms.CharField):
     """Text for one database column: NFC, trimmed, no control characters, at most `max_length`."""
 

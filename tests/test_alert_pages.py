@@ -179,7 +179,7 @@ def test_an_operator_creates_a_group_and_a_rule_and_both_are_audited(client_for,
 
 BAD_RULES = [
     ("name", {"name": "Bad\x00Name"}, "Name", "Null characters are not allowed."),
-    ("name", {"name": "Bad\x01Name"}, "Name", "control characters"),
+    ("name", {"name": "Bad\x01Name"}, "Name", "control character"),
     ("name", {"name": "A" * 201}, "Name", "at most 200"),
     ("name", {"name": "has space"}, "Name", "letters, digits and _"),
     ("labels_text", {"labels_text": "tenant=globex"}, "Extra labels", "set by the portal"),
@@ -188,7 +188,7 @@ BAD_RULES = [
     ("expr", {"expr": 'up{tenant="globex"}'}, "Expression (PromQL)", "label tenant"),
     ("expr", {"expr": "sum(rate(x[5m])"}, "Expression (PromQL)", "Expression:"),
     ("expr", {"expr": "up\x00"}, "Expression (PromQL)", "Null characters are not allowed."),
-    ("expr", {"expr": "up\x07 > 1"}, "Expression (PromQL)", "control characters"),
+    ("expr", {"expr": "up\x07 > 1"}, "Expression (PromQL)", "control character"),
     ("for_duration", {"for_duration": "5 minutes"}, "For", "not a duration"),
     ("keep_firing_for", {"keep_firing_for": "-1m"}, "Keep firing for", "not a duration"),
     ("runbook_url", {"runbook_url": "javascript:alert(1)"}, "Runbook URL", "http(s) URL"),
@@ -605,7 +605,7 @@ def test_a_maintenance_window_is_created_and_can_mute_a_policy(client_for, acme)
         ({"start_time": "10:00", "end_time": "09:00"}, "must be after From"),
         ({"location": "Mars/Olympus"}, "not a known IANA time zone"),
         ({"name": "bad\x00name"}, "Null characters are not allowed."),
-        ({"name": "bad\x1bname"}, "control characters"),
+        ({"name": "bad\x1bname"}, "control character"),
     ],
 )
 def test_bad_maintenance_windows_are_refused(client_for, acme, data, reason):
