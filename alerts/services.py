@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from alerts import incident_live, sync_queue, timeline
@@ -961,15 +961,12 @@ def _queue_portal_incident_notice(incident_id) -> None:
 
 def open_incident_counts() -> dict[str, int]:
     """Incidents not resolved, per severity (every severity, zero included), and those of the
-    security category under "security"."""
-    open_rows = Incident.objects.exclude(status=Incident.Status.RESOLVED)
-    counts = dict.fromkeys(Severity.values, 0)
-    for severity, count in (
-        open_rows.values_list("severity")
+    security category under "security"; one query."""
+    return (
+        Incident.objects.exclude(status=Incident.Status.RESOLVED)
         .order_by()
-        .annotate(n=Count("pk"))
-        .values_list("severity", "n")
-    ):
-        counts[severity] = count
-    counts["security"] = open_rows.filter(category=Category.SECURITY).count()
-    return counts
+        .aggregate(
+            **{severity: Count("pk", filter=Q(severity=severity)) for severity in Severity.values},
+            security=Count("pk", filter=Q(category=Category.SECURITY)),
+        )
+    )

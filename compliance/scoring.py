@@ -28,9 +28,20 @@ class FrameworkScore:
     @property
     def score(self) -> float | None:
         """Percent passing of applicable controls, one decimal; None when nothing applies."""
-        if not self.applicable:
-            return None
-        return round(100.0 * self.passing / self.applicable, 1)
+        return percent_passing(self.passing, self.applicable)
+
+
+def percent_passing(passing: int, applicable: int) -> float | None:
+    if not applicable:
+        return None
+    return round(100.0 * passing / applicable, 1)
+
+
+def overall_score(controls: Iterable[ControlInfo], statuses: Mapping[str, str]) -> float | None:
+    """`FrameworkScore.score` over every control of the catalog, each once."""
+    found = [statuses.get(control.code, Status.NOT_ASSESSED) for control in controls]
+    applicable = [status for status in found if status != Status.NOT_APPLICABLE]
+    return percent_passing(applicable.count(Status.PASSING), len(applicable))
 
 
 def framework_scores(

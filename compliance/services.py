@@ -25,6 +25,7 @@ from compliance.models import (
     Status,
     StatusChange,
 )
+from compliance.scoring import framework_scores, overall_score
 from tenants import audit
 from tenants.forms import check_field_text
 from tenants.models import Membership
@@ -369,17 +370,12 @@ def latest_chain_verification() -> ChainVerification | None:
 
 
 def dashboard_figures() -> dict:
-    """The score over every control of the catalog (each once: passing over applicable, in
-    percent, None while nothing applies) and the failing controls per framework."""
+    """The score over every control of the catalog (passing over applicable, in percent; None
+    while nothing applies) and the failing controls per framework."""
     current = statuses()
     controls = catalog.controls()
-    applicable = [c for c in controls if current.get(c.code) != Status.NOT_APPLICABLE]
-    passing = sum(1 for c in applicable if current.get(c.code) == Status.PASSING)
-    failing = {framework.code: 0 for framework in catalog.frameworks()}
-    for control in controls:
-        if current.get(control.code) == Status.FAILING:
-            for code in control.refs:
-                if code in failing:
-                    failing[code] += 1
-    score = round(100.0 * passing / len(applicable), 1) if applicable else None
-    return {"score": score, "failing": failing}
+    per_framework = framework_scores(catalog.frameworks(), controls, current)
+    return {
+        "score": overall_score(controls, current),
+        "failing": {score.framework.code: score.failing for score in per_framework},
+    }

@@ -72,7 +72,7 @@ class DashboardFeed:
                 continue
             if self.closed or event.get("type") != live.POINTS_EVENT:
                 continue
-            text = event.get("text") or live.points_message(event["panels"])
+            text = event["text"]
             for socket in tuple(self.sockets):
                 socket.deliver(text)
 
@@ -199,8 +199,3 @@ class DashboardConsumer(TenantConsumer):
         feed, self.feed = self.feed, None
         if feed is not None:
             await leave_feed(feed, self)
-
-    async def dashboard_points(self, event: dict) -> None:
-        # Points reach the socket through the feed; a consumer is not a member of the group.
-        # Kept for an event sent to a consumer's own channel.
-        self.deliver(event.get("text") or live.points_message(event["panels"]))

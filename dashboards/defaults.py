@@ -158,11 +158,11 @@ DEFAULT_DASHBOARDS: tuple[dict, ...] = (
 )
 
 
-def create_default_catalog(actor: audit.Actor) -> None:
-    """The standard KPI metrics, for those of them the tenant does not have yet."""
+def create_default_catalog(actor: audit.Actor, names: frozenset[str] | None = None) -> None:
+    """The standard KPI metrics (those named in `names`, if given) the tenant does not have."""
     existing = set(services.list_metrics().values_list("name", flat=True))
     for name, kind, unit, help_text, labels, category in DEFAULT_METRICS:
-        if name not in existing:
+        if name not in existing and (names is None or name in names):
             services.create_metric(
                 name=name,
                 type=kind,

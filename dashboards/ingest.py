@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 from redis.exceptions import RedisError
 
 from dashboards import live, store
-from dashboards.models import MetricDefinition, MetricSeries, MetricSettings, Panel
+from dashboards.models import MetricDefinition, MetricSeries, MetricSettings
 
 logger = logging.getLogger(__name__)
 
@@ -625,8 +625,13 @@ def _latest(batch: CheckedBatch, series: list[int]) -> dict[int, tuple[datetime,
     }
 
 
-def store_batch(batch: CheckedBatch, *, settings: MetricSettings | None = None) -> int:
-    """Store checked samples (all or none) and push them to watching dashboards on commit."""
+def store_batch(
+    batch: CheckedBatch, *, settings: MetricSettings | None = None, charge: bool = True
+) -> int:
+    """Store checked samples (all or none) and push them to watching dashboards on commit.
+
+    `charge=False` for the portal's own figures: they do not use up what the tenant may push.
+    """
     count = len(batch)
     limit = (settings or settings_row()).max_samples_per_minute
     charged: str | None = None
@@ -636,7 +641,8 @@ def store_batch(batch: CheckedBatch, *, settings: MetricSettings | None = None) 
             series = _series_ids(batch)
             # Charged last: a refusal rolls back the series created above, and a batch refused
             # for its samples costs no allowance.
-            charged = _charge_rate(count, limit)
+            if charge:
+                charged = _charge_rate(count, limit)
             store.store_encoded(_encoded(batch, series))
             store.update_latest(_latest(batch, series))
             transaction.on_commit(lambda: committed.append(True))
@@ -665,14 +671,10 @@ def _encoded(batch: CheckedBatch, series: list[int]) -> list[bytes]:
 
 def _push_live(batch: CheckedBatch) -> None:
     """The samples of metrics that built-in panels show, to the pages watching them."""
-    names = {identity.metric.name for identity in batch.identities}
-    shown = set(
-        Panel.objects.filter(source=Panel.Source.BUILTIN, metric__in=names).values_list(
-            "metric", flat=True
-        )
-    )
-    if not shown:
+    panels = live.panels_showing(identity.metric.name for identity in batch.identities)
+    if not panels:
         return
+    shown = {panel.metric for panel in panels}
     identities = batch.identities
     samples = [
         CheckedSample(
@@ -689,13 +691,13 @@ def _push_live(batch: CheckedBatch) -> None:
         if identities[number].metric.name in shown
     ]
     try:
-        live.push_samples(samples)
+        live.push_samples(samples, panels)
     except (RedisError, OSError) as exc:
         # The batch is stored: open pages reconnect and show it on reload; the answer stays 202.
         logger.warning("stored samples not pushed live, Redis is unreachable (%s)", exc)
 
 
-def ingest(raw: RawBatch | list[RawSample]) -> int:
+def ingest(raw: RawBatch | list[RawSample], *, charge: bool = True) -> int:
     """Check and store one batch; returns the number of samples stored."""
     settings = settings_row()
-    return store_batch(check_batch(raw, settings=settings), settings=settings)
+    return store_batch(check_batch(raw, settings=settings), settings=settings, charge=charge)

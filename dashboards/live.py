@@ -108,15 +108,16 @@ def points_message(panel_updates: list[dict]) -> str:
     return json.dumps({"type": "points", "panels": panel_updates})
 
 
-def push_samples(samples: Sequence[CheckedSample]) -> int:
-    """Send each watching dashboard the new points of its built-in panels; returns messages sent.
+def panels_showing(names) -> list[Panel]:
+    """The built-in panels that show any of these metrics, with their dashboards."""
+    rows = Panel.objects.filter(source=Panel.Source.BUILTIN, metric__in=set(names))
+    return list(rows.select_related("dashboard"))
 
-    Runs after the batch committed, in the tenant's schema.
+
+def push_samples(samples: Sequence[CheckedSample], panels: Sequence[Panel]) -> int:
+    """Send each watching dashboard the new points of `panels` (`panels_showing` the samples'
+    metrics); returns messages sent. Runs after the batch committed, in the tenant's schema.
     """
-    names = {sample.metric.name for sample in samples}
-    panels = Panel.objects.filter(source=Panel.Source.BUILTIN, metric__in=names).select_related(
-        "dashboard"
-    )
     updates: dict[str, list[dict]] = defaultdict(list)
     for panel in panels:
         points = panel_points(panel, samples)

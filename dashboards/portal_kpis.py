@@ -13,41 +13,22 @@ from django.utils import timezone
 
 from alerts import services as alerts_services
 from compliance import services as compliance_services
-from dashboards import ingest, services
-from dashboards.models import MetricDefinition
+from dashboards import ingest
+from dashboards.defaults import create_default_catalog
 from tenants import audit
 
 ACTOR = "dashboard figures"
-# name, unit, help, labels: the metrics this module writes (created in the catalog if missing).
-METRICS: tuple[tuple[str, str, str, list[str]], ...] = (
-    ("open_incidents", "", "Open incidents by severity.", ["severity"]),
-    ("open_major_incidents", "", "Open P0 and P1 incidents.", []),
-    ("open_security_incidents", "", "Open security incidents.", []),
-    ("compliance_score_ratio", "%", "Controls passing, in percent.", []),
-    ("compliance_violations", "", "Failing controls per framework.", ["framework"]),
+# The metrics this module writes: standard ones (`defaults.DEFAULT_METRICS`), created in the
+# catalog of a tenant older than them.
+METRICS = frozenset(
+    {
+        "open_incidents",
+        "open_major_incidents",
+        "open_security_incidents",
+        "compliance_score_ratio",
+        "compliance_violations",
+    }
 )
-SECURITY_METRICS = frozenset({"open_security_incidents", "compliance_violations"})
-
-
-def ensure_catalog() -> None:
-    """The metrics of `METRICS` the tenant's catalog lacks (a tenant older than them)."""
-    existing = set(
-        MetricDefinition.objects.filter(name__in=[m[0] for m in METRICS]).values_list(
-            "name", flat=True
-        )
-    )
-    actor = audit.Actor.system(ACTOR)
-    for name, unit, help_text, labels in METRICS:
-        if name not in existing:
-            services.create_metric(
-                name=name,
-                type="gauge",
-                unit=unit,
-                help=help_text,
-                labels=labels,
-                category="security" if name in SECURITY_METRICS else "business",
-                actor=actor,
-            )
 
 
 def samples(now: datetime) -> list[ingest.RawSample]:
@@ -75,5 +56,5 @@ def samples(now: datetime) -> list[ingest.RawSample]:
 
 def record(now: datetime | None = None) -> int:
     """Record the current figures of this tenant (its schema is current); returns how many."""
-    ensure_catalog()
-    return ingest.ingest(samples(now or timezone.now()))
+    create_default_catalog(audit.Actor.system(ACTOR), names=METRICS)
+    return ingest.ingest(samples(now or timezone.now()), charge=False)

@@ -107,10 +107,7 @@ def _stored_series(panel: Panel) -> list[MetricSeries]:
     memo = panel.__dict__.get(_SERIES_MEMO)
     if memo is not None and memo[0] == wanted:
         return memo[1]
-    rows = MetricSeries.objects.filter(metric__name=panel.metric)
-    if panel.label_filter:
-        rows = rows.filter(labels__contains=panel.label_filter)
-    matching = list(rows.only("id", "labels"))
+    matching = store.matching_series(panel.metric, panel.label_filter or {})
     if not matching and not MetricDefinition.objects.filter(name=panel.metric).exists():
         raise QueryError(f"{panel.metric or 'No metric'} is not in the metric catalog.")
     panel.__dict__[_SERIES_MEMO] = (wanted, matching)

@@ -21,7 +21,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from dashboards import sketch
-from dashboards.models import MetricDefinition, MetricSeries
+from dashboards.models import MetricSeries
 
 SAMPLE_TABLE = "dashboards_sample"
 # Binary COPY: no text formatting of floats and timestamps on either side.
@@ -65,7 +65,8 @@ def labels_key(labels: dict[str, str]) -> str:
 def copy_rows(rows: Iterable[tuple[int, datetime, float]]) -> int:
     """Append `(series_id, ts, value)` rows with COPY; returns how many were written.
 
-    Samples only: callers fold them into the rollups (`add_to_rollup`, `rebuild_rollup`).
+    Samples only: callers fold them into the rollups (`rebuild_rollup`); ingest stores and
+    folds in one go (`store_encoded`).
     """
     count = 0
     # Django's wrapper holds the psycopg 3 cursor, which speaks COPY.
@@ -254,19 +255,6 @@ def _fold_sql(source: str) -> str:
     """  # noqa: S608 (tables and constants of this module)
 
 
-def add_to_rollup(rows: Iterable[tuple[int, datetime, float]]) -> None:
-    """Fold freshly stored rows into the rollups (in the caller's transaction)."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(_BATCH_DDL)
-        with cursor.cursor.copy(
-            f"COPY {_BATCH_TABLE} (series_id, ts, value) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"WITH {_fold_sql(_BATCH_TABLE)}; TRUNCATE {_BATCH_TABLE}")
-
-
 def rebuild_rollup(series_ids: Sequence[int]) -> None:
     """Recompute the rollups of these series from their samples (after a bulk load)."""
     ids = list(series_ids)
@@ -295,9 +283,10 @@ def _rollup_for(step: timedelta) -> tuple[str, int]:
     return ROLLUP_5M, ROLLUP_SECONDS
 
 
-def matching_series(metric: MetricDefinition, label_filter: dict[str, str]) -> list[MetricSeries]:
-    """Series of `metric` whose labels include every pair of `label_filter`."""
-    rows = MetricSeries.objects.filter(metric=metric)
+def matching_series(metric_name: str, label_filter: dict[str, str]) -> list[MetricSeries]:
+    """Series of the metric named `metric_name` whose labels include every pair of
+    `label_filter`."""
+    rows = MetricSeries.objects.filter(metric__name=metric_name)
     if label_filter:
         rows = rows.filter(labels__contains=label_filter)
     return list(rows.only("id", "labels"))

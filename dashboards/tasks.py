@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django_tenants.utils import get_public_schema_name, tenant_context
 
 from dashboards import grafana_sync, live, portal_kpis, prometheus_poll, services
 from portal.backends.base import BackendError
-from tenants.fanout import each_active_tenant
+from tenants.fanout import active_tenants, each_active_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +22,9 @@ def expire_tenant_samples() -> int:
 @shared_task(platform_wide=True, routine=True)
 def expire_samples_all() -> int:
     """Beat: queue the retention clean-up of every active tenant; returns how many."""
-    from tenants.models import Tenant
-
     count = 0
-    tenants = Tenant.objects.filter(is_active=True).exclude(schema_name=get_public_schema_name())
-    for tenant in tenants:
-        with tenant_context(tenant):
-            expire_tenant_samples.delay()
+    for _tenant in each_active_tenant():
+        expire_tenant_samples.delay()
         count += 1
     return count
 
@@ -48,19 +43,12 @@ def poll_prometheus_all() -> int:
     Each poll expires with the beat interval: one a busy worker reaches too late is dropped
     rather than run behind the next.
     """
-    from tenants.models import Tenant
-
-    tenants = list(
-        Tenant.objects.filter(is_active=True).exclude(schema_name=get_public_schema_name())
-    )
-    watched = live.watchers(tenant.schema_name for tenant in tenants)
+    watched = live.watchers(tenant.schema_name for tenant in active_tenants())
     count = 0
-    for tenant in tenants:
-        if tenant.schema_name not in watched:
-            continue
-        with tenant_context(tenant):
+    for tenant in each_active_tenant():
+        if tenant.schema_name in watched:
             poll_prometheus_panels.apply_async(expires=prometheus_poll.POLL_SECONDS)
-        count += 1
+            count += 1
     return count
 
 

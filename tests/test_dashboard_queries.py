@@ -28,6 +28,16 @@ def add_series(metric: MetricDefinition, labels: dict, values: list[float], ever
     return series
 
 
+def store_through_ingest(rows) -> None:
+    """(series id, time, value) rows stored and folded as ingest stores a batch."""
+    runs: dict[int, tuple[list[int], list[float]]] = {}
+    for series_id, at, value in rows:
+        micros, values = runs.setdefault(series_id, ([], []))
+        micros.append(round(at.timestamp() * 1_000_000))
+        values.append(value)
+    store.store_encoded([store.encode_rows(series_id, *run) for series_id, run in runs.items()])
+
+
 @pytest.fixture
 def latency(acme):
     """acme's `latency_ms`: region eu 1..12 and us 101..112, one sample each 10 s (2 minutes)."""
@@ -84,7 +94,7 @@ def test_group_by_gives_one_series_per_label_value(acme, latency):
     with tenant_context(acme):
         metric = MetricDefinition.objects.get(name=latency)
         grouped = store.bucketed(
-            store.matching_series(metric, {}),
+            store.matching_series(metric.name, {}),
             aggregation="avg",
             start=SPAN.start,
             end=SPAN.end,
@@ -172,11 +182,9 @@ def test_long_steps_read_the_rollup_and_agree_with_the_samples(acme, aggregation
             metric=metric, labels={"region": "us"}, labels_key=store.labels_key({"region": "us"})
         )
         rows = [(other.pk, START + timedelta(seconds=10 * i), v * 2) for i, v in enumerate(values)]
-        store.copy_rows(rows[:300])
-        store.add_to_rollup(rows[:300])
-        store.copy_rows(rows[300:])
-        store.add_to_rollup(rows[300:])
-        matching = store.matching_series(metric, {})
+        store_through_ingest(rows[:300])
+        store_through_ingest(rows[300:])
+        matching = store.matching_series(metric.name, {})
         from_rollup = store.bucketed(
             matching, aggregation=aggregation, start=span.start, end=span.end, step=step
         )

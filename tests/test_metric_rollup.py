@@ -17,6 +17,7 @@ from django_tenants.utils import tenant_context
 from dashboards import queries, rendering, services, sketch, store
 from dashboards.models import MetricSeries, Panel
 from tenants import audit
+from tests.test_dashboard_queries import store_through_ingest
 
 ACTOR = audit.Actor.system("rollup tests")
 START = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -298,14 +299,13 @@ def test_ingest_batches_fold_into_the_same_rollups_as_a_rebuild(acme):
         assert_same_rollups(folded[table], rebuilt[table])
 
 
-def test_add_to_rollup_folds_rows_already_stored(acme):
+def test_batches_folded_as_they_arrive_match_a_rebuild(acme):
     with tenant_context(acme):
         metric = new_metric()
         series_id = new_series(metric, {"region": "eu"}).pk
         rows = [(series_id, START + timedelta(seconds=30 * i), float(i % 13)) for i in range(300)]
-        store.copy_rows(rows)
-        store.add_to_rollup(rows[:100])
-        store.add_to_rollup(rows[100:])
+        store_through_ingest(rows[:100])
+        store_through_ingest(rows[100:])
         folded = {t: rollup_rows(t, [series_id]) for t in (store.ROLLUP_5M, store.ROLLUP_1H)}
         store.rebuild_rollup([series_id])
         for table, rows_of in folded.items():

@@ -3,7 +3,6 @@ through the public ingest API, as an application would."""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from datetime import timedelta
@@ -17,9 +16,7 @@ from django_tenants.utils import tenant_context
 
 from dashboards import demo_feed, portal_kpis
 from dashboards.defaults import create_default_catalog
-from portal.celery import app as celery_app
 from portal.demo import DEMO_TENANTS
-from portal.tasks import QUEUE_ERRORS
 from tenants import audit, services
 from tenants.models import Tenant
 
@@ -71,11 +68,6 @@ class Command(BaseCommand):
                 expires_at=timezone.now() + timedelta(days=1),
             )
             secrets[slug] = issued.secret
-        if not once:
-            # The demo's first compliance assessment now, not at beat's first hour: the
-            # Executive dashboard's compliance score is then real within a minute or two.
-            with contextlib.suppress(*QUEUE_ERRORS):
-                celery_app.send_task("compliance.tasks.assess_all_tenants")
         rng = random.Random()  # noqa: S311 (demo data, not a secret)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             while True:
