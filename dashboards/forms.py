@@ -17,6 +17,9 @@ from tenants.forms import PortalForm, TextField, check_text
 TITLE_MAX = Dashboard._meta.get_field("title").max_length
 # The column is unbounded text; a description is a sentence or two, not a document.
 DESCRIPTION_MAX = 2000
+PROMQL_MAX = 4000
+UNIT_MAX = 32
+LEGEND_MAX = Panel._meta.get_field("legend").max_length
 
 
 class DashboardForm(PortalForm):
@@ -133,7 +136,7 @@ class ThresholdsField(forms.Field):
 class MetricDefinitionForm(PortalForm):
     name = TextField(label="Name", max_length=MetricDefinition._meta.get_field("name").max_length)
     type = _choice(MetricDefinition.Type.choices, "Type")
-    unit = TextField(label="Unit", max_length=32, required=False)
+    unit = TextField(label="Unit", max_length=UNIT_MAX, required=False)
     help = TextField(label="Help", max_length=DESCRIPTION_MAX, multiline=True, required=False)
     labels = LabelNamesField(label="Allowed labels", required=False)
     category = _choice(MetricDefinition.Category.choices, "Category", required=False)
@@ -166,12 +169,12 @@ class PanelForm(PortalForm):
     metric = TextField(label="Metric", max_length=200, required=False)
     aggregation = _choice(Panel.Aggregation.choices, "Aggregation", required=False)
     label_filter = LabelFilterField(label="Label filter", required=False)
-    promql = TextField(label="PromQL", max_length=4000, multiline=True, required=False)
-    unit = TextField(label="Unit", max_length=32, required=False)
+    promql = TextField(label="PromQL", max_length=PROMQL_MAX, multiline=True, required=False)
+    unit = TextField(label="Unit", max_length=UNIT_MAX, required=False)
     thresholds = ThresholdsField(label="Thresholds", required=False)
     legend = TextField(
         label="Legend",
-        max_length=Panel._meta.get_field("legend").max_length,
+        max_length=LEGEND_MAX,
         required=False,
     )
     x = forms.IntegerField(label="Column", min_value=0, max_value=GRID_COLUMNS - 1, initial=0)

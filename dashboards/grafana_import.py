@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from alerts.promql import PromQLError, scope_to_tenant
-from dashboards.forms import DESCRIPTION_MAX, MAX_PANELS, MAX_THRESHOLDS, TITLE_MAX
+from dashboards.forms import (
+    DESCRIPTION_MAX,
+    LEGEND_MAX,
+    MAX_PANELS,
+    MAX_THRESHOLDS,
+    PROMQL_MAX,
+    TITLE_MAX,
+    UNIT_MAX,
+)
 from dashboards.grafana_layout import placed_panels
 from dashboards.grafana_templating import (
     Templating,
@@ -32,12 +39,12 @@ from dashboards.grafana_templating import (
     resolve_expression,
     resolve_text,
 )
+from tenants.forms import tidy_text
 
-PROMQL_MAX = 4000
 # Queries of one panel tried before giving up on it: each is parsed, and parsing takes time.
 MAX_FAILED_QUERIES = 3
-UNIT_MAX = 32
-LEGEND_MAX = 200
+# A note or a reason of the import report (they may quote the document).
+NOTE_MAX = 300
 
 KINDS = {
     "timeseries": "timeseries",
@@ -145,11 +152,6 @@ UNITS = {
 NO_UNIT = frozenset({"", "none", "short", "locale", "sci", "string", "dateTimeAsIso"})
 
 
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-
-
 class GrafanaError(Exception):
     """The document as a whole cannot be read; `errors` says why."""
 
@@ -215,23 +217,26 @@ def convert(value: dict, *, schema: str) -> Conversion:
     )
     conversion = Conversion(
         title=_title(document.get("title"), "Imported Grafana dashboard"),
-        description=_clean(document.get("description"), DESCRIPTION_MAX, multiline=True),
+        description=tidy_text(document.get("description"), DESCRIPTION_MAX, multiline=True),
     )
     for panel, cell in placed:
         name = _title(panel.get("title"), "") if isinstance(panel, dict) else ""
         try:
             spec, notes = _panel_spec(panel, cell, context)
         except Unusable as exc:
-            conversion.skipped.append((name or _untitled(panel), str(exc)))
+            # The reason may quote the document or the parser: shown, returned and audited.
+            conversion.skipped.append((name or _untitled(panel), tidy_text(str(exc), NOTE_MAX)))
             continue
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError):
             # A shape this reader does not know: said, and never the end of the whole import.
             conversion.skipped.append((name or _untitled(panel), "the panel could not be read"))
             continue
         conversion.panels.append(spec)
-        conversion.notes.extend((spec["title"], note) for note in notes)
+        conversion.notes.extend((spec["title"], tidy_text(note, NOTE_MAX)) for note in notes)
     conversion.panels.sort(key=lambda spec: (spec["layout"]["y"], spec["layout"]["x"]))
-    conversion.dashboard_notes = _rows_note(rows) + context.templating.notes()
+    conversion.dashboard_notes = [
+        tidy_text(note, NOTE_MAX) for note in _rows_note(rows) + context.templating.notes()
+    ]
     return conversion
 
 
@@ -246,28 +251,12 @@ def _rows_note(rows: list[object]) -> list[str]:
 # --- text --------------------------------------------------------------------------------------
 
 
-def _clean(value: object, limit: int, *, multiline: bool = False) -> str:
-    """Text as the portal's forms accept it: NFC, no control characters, at most `limit`."""
-    if not isinstance(value, str):
-        return ""
-    text = unicodedata.normalize("NFC", value)
-    keep = "\n\t" if multiline else ""
-    text = "".join(
-        ch
-        if ch in keep
-        or (unicodedata.category(ch) not in ("Cc", "Cs", "Zl", "Zp") and ch not in _BIDI_CONTROLS)
-        else " "
-        for ch in text
-    ).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _title(value: object, default: str) -> str:
-    return _clean(value, TITLE_MAX) or default
+    return tidy_text(value, TITLE_MAX) or default
 
 
 def _untitled(panel: object) -> str:
-    kind = _clean(panel.get("type"), 40) if isinstance(panel, dict) else ""
+    kind = tidy_text(panel.get("type"), 40) if isinstance(panel, dict) else ""
     return f"Untitled {kind} panel" if kind else "Untitled panel"
 
 
@@ -342,7 +331,7 @@ def _prometheus_targets(panel: dict, context: _Context) -> list[tuple[str, dict]
         if target.get("hide") is True:
             hidden += 1
             continue
-        usable.append((_clean(ref, 20) or chr(65 + index % 26), target))
+        usable.append((tidy_text(ref, 20) or chr(65 + index % 26), target))
     if not usable:
         if others:
             raise Unusable(
@@ -365,7 +354,8 @@ def _kind_of(panel: dict) -> tuple[str, list[str]]:
         raise Unusable("it has no panel type")
     if kind not in KINDS:
         reason = (
-            UNSUPPORTED.get(kind) or f"the panel type “{_clean(kind, 60)}” has no counterpart here"
+            UNSUPPORTED.get(kind)
+            or f"the panel type “{tidy_text(kind, 60)}” has no counterpart here"
         )
         raise Unusable(reason)
     notes = []
@@ -403,10 +393,10 @@ def _unit(panel: dict) -> tuple[str, list[str]]:
         return UNITS[unit], []
     for prefix in ("suffix:", "prefix:"):
         if unit.startswith(prefix):
-            text = _clean(unit[len(prefix) :], UNIT_MAX)
+            text = tidy_text(unit[len(prefix) :], UNIT_MAX)
             if text:
                 return text, []
-    return "", [f"the unit “{_clean(unit, 40)}” has no counterpart here; it was left out"]
+    return "", [f"the unit “{tidy_text(unit, 40)}” has no counterpart here; it was left out"]
 
 
 def _thresholds(panel: dict) -> tuple[list[float], list[str]]:
@@ -452,9 +442,8 @@ def _reduction_note(panel: dict, kind: str) -> list[str]:
     reduce = options.get("reduceOptions") if isinstance(options, dict) else None
     calcs = reduce.get("calcs") if isinstance(reduce, dict) else None
     if isinstance(calcs, list) and calcs and calcs[0] not in ("lastNotNull", "last"):
-        return [
-            f"Grafana showed the “{_clean(str(calcs[0]), 30)}” of the series; here, the last value"
-        ]
+        shown = tidy_text(str(calcs[0]), 30)
+        return [f"Grafana showed the “{shown}” of the series; here, the last value"]
     return []
 
 
@@ -496,14 +485,14 @@ def _panel_spec(panel: object, cell: dict, context: _Context) -> tuple[dict, lis
     notes += unit_notes + threshold_notes + _reduction_note(panel, kind)
     if panel.get("repeat"):
         notes.append(
-            f"Grafana repeated it for each value of ${_clean(str(panel['repeat']), 40)}; "
+            f"Grafana repeated it for each value of ${tidy_text(str(panel['repeat']), 40)}; "
             "here it is one panel over every value"
         )
     if panel.get("transformations"):
         notes.append("Grafana's transformations of its data were left out")
     legend = target.get("legendFormat")
     legend = "" if not isinstance(legend, str) or legend == "__auto" else legend
-    legend = _clean(resolve_text(legend, context.templating), LEGEND_MAX)
+    legend = tidy_text(resolve_text(legend, context.templating), LEGEND_MAX)
     spec = {
         "title": title,
         "kind": kind,
@@ -522,6 +511,8 @@ def _panel_spec(panel: object, cell: dict, context: _Context) -> tuple[dict, lis
 
 def _checked_expression(raw: str, context: _Context) -> str:
     """The query with its variables replaced, refused unless it can be scoped to the tenant."""
+    if len(raw) > PROMQL_MAX:
+        raise Unusable(f"the query is longer than {PROMQL_MAX} characters")
     context.templating.begin()
     expr = resolve_expression(raw, context.templating).strip()
     if len(expr) > PROMQL_MAX:

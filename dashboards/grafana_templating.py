@@ -44,6 +44,8 @@ _REFERENCE = re.compile(
 )
 # A label matcher just before a string: `name op ` (the string starts right after).
 _MATCHER_BEFORE = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*$")
+# How far back from a string its matcher may start: a label name and the operator around it.
+_MATCHER_TAIL = 512
 # What a variable may put into PromQL outside a string: names, numbers, durations, lists.
 _CODE_VALUE = re.compile(r"[\w:.,\- ]*")
 _REGEX_SPECIAL = frozenset(".^$|?*+()[]{}")
@@ -238,7 +240,10 @@ def resolve_expression(expr: str, templating: Templating) -> str:
         if end >= n:
             raise Unusable("PromQL: a string is not closed")
         code, body = expr[code_start:i], expr[i + 1 : end]
-        matcher = _MATCHER_BEFORE.search(code)
+        # Only the end of the code can hold the matcher: searching all of a long run of name
+        # characters from every start would take quadratic time.
+        tail_start = max(0, len(code) - _MATCHER_TAIL)
+        matcher = _MATCHER_BEFORE.search(code, tail_start)
         if matcher:
             op = matcher.group(2)
             new_op, body = _resolve_matcher(matcher.group(1), op, ch, body, templating)

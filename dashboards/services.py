@@ -24,7 +24,7 @@ from dashboards.forms import (
 )
 from dashboards.models import Dashboard, MetricDefinition, MetricSettings, Panel
 from tenants import audit
-from tenants.forms import check_field_text
+from tenants.forms import check_field_text, tidy_text
 
 
 def _clean_title(title: str) -> str:
@@ -101,10 +101,7 @@ def delete_dashboard(*, dashboard_id, actor: audit.Actor) -> None:
 
 def _shown(title: object) -> str:
     """A panel's title as an error message may quote it: one line, short."""
-    if not isinstance(title, str):
-        return ""
-    text = "".join(ch if ch.isprintable() else " " for ch in title).strip()
-    return text if len(text) <= 60 else text[:59] + "…"
+    return tidy_text(title, 60)
 
 
 # Where a panel form's field is in a document.

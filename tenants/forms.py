@@ -69,6 +69,17 @@ def check_text(value: str, *, max_length: int, multiline: bool = False) -> str:
     return value
 
 
+def tidy_text(value: object, limit: int, *, multiline: bool = False) -> str:
+    """Text from somewhere else (an imported document, an error message) made fit to show and
+    store: NFC, each character `check_text` refuses turned into a space, trimmed, cut to `limit`
+    with an ellipsis. Not text to store as a person's input: that is `check_text`'s."""
+    if not isinstance(value, str):
+        return ""
+    text = unicodedata.normalize("NFC", value)
+    text = "".join(" " if _forbidden(ch, multiline=multiline) else ch for ch in text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def check_field_text(field: str, value: str, *, max_length: int, multiline: bool = False) -> str:
     """`check_text` for a service: its errors keyed by `field`, as a form would give them."""
     try:

@@ -288,6 +288,9 @@ def _timeseries(title="Up", expr="up", **more) -> dict:
         (_timeseries(targets="up"), "it has no query"),
         (_timeseries(targets=[{"refId": "A"}]), "it has no PromQL query"),
         (_timeseries(expr="up{" + "a" * 5000 + '="1"}'), "query A: the query is longer"),
+        # A long run of name characters before each string: refused before it is read, since
+        # looking for a matcher in it would cost time quadratic in its length.
+        (_timeseries(expr=("a" * 200_000 + '="x" ') * 5), "query A: the query is longer"),
         (_timeseries(expr="up\x00"), "query A: PromQL: the expression contains a NUL"),
         (
             _timeseries(datasource={"type": "influxdb", "uid": "x"}),
@@ -504,3 +507,28 @@ def test_a_grafana_document_another_tenant_cannot_use_to_reach_acme(client_for, 
     with tenant_context(globex):
         [panel] = Panel.objects.filter(dashboard__title="Small")
         assert panel.title == "Own"
+
+
+def test_a_long_name_before_a_string_is_read_in_linear_time():
+    # Under the length limit the matcher is still found right before its string.
+    expr = "up{" + "a" * 3000 + '="$node"}'
+    # A query variable in a matcher matches every value: the matcher was found.
+    assert resolve_expression(expr, templating(QUERY_VAR)) == "up{" + "a" * 3000 + '=~".*"}'
+
+
+def test_what_the_report_quotes_from_the_document_is_tidied_and_short():
+    hostile = "\u202e" + "x" * 2000 + "\x00"
+    document = _grafana(
+        [
+            _timeseries("Broken", expr='up{a="' + hostile + '"} +'),
+            _timeseries(f"Kept {hostile}", expr='up{instance="$node"}'),
+        ],
+        templating={"list": [{**QUERY_VAR, "type": "query" + hostile}]},
+    )
+    converted = grafana_import.convert(document, schema="acme")
+    said = [why for _, why in converted.skipped] + [note for _, note in converted.notes]
+    said += converted.dashboard_notes + [title for title, _ in converted.skipped]
+    assert said
+    for text in said:
+        assert len(text) <= grafana_import.NOTE_MAX
+        assert "\x00" not in text and "\u202e" not in text
