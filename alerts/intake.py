@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from tenants.forms import storable, tidy_text
+
 MAX_ALERTS = 1000
 MAX_LABELS = 64
 MAX_TEXT = 10_000
@@ -46,9 +48,12 @@ def _strings(value, where: str) -> dict[str, str]:
             not isinstance(text, str)
             or len(key) > 200
             or len(text) > MAX_TEXT
-            or "\x00" in key + text
+            or not storable(key + text)
         ):
-            raise PayloadError(f"{where}.{str(key)[:50]} must be text of at most {MAX_TEXT} chars")
+            raise PayloadError(
+                f"{where}.{tidy_text(str(key), 50)} must be text of at most {MAX_TEXT} chars, "
+                "without NUL or unpaired surrogates"
+            )
     return dict(value)
 
 
@@ -70,10 +75,10 @@ def _time(value, where: str, required: bool) -> datetime | None:
 
 
 def _text(value, where: str, limit: int) -> str:
-    """Free text kept as given (cut to `limit`); PostgreSQL text and jsonb cannot hold NUL."""
+    """Free text kept as given (cut to `limit`), if PostgreSQL can keep it."""
     text = str(value or "")[:limit]
-    if "\x00" in text:
-        raise PayloadError(f"{where} must not contain NUL characters")
+    if not storable(text):
+        raise PayloadError(f"{where} must not contain NUL characters or unpaired surrogates")
     return text
 
 
@@ -105,7 +110,7 @@ def parse_notification(body: bytes, *, schema: str) -> Notification:
         fingerprint = item.get("fingerprint")
         if not isinstance(fingerprint, str) or not fingerprint:
             raise PayloadError(f"{where}.fingerprint is required")
-        if len(fingerprint) > 64 or "\x00" in fingerprint:
+        if len(fingerprint) > 64 or not storable(fingerprint):
             raise PayloadError(f"{where}.fingerprint must be at most 64 characters, without NUL")
         alerts.append(
             Alert(

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from dashboards import live, store
 from dashboards.models import MetricDefinition, MetricSeries, MetricSettings
+from tenants.forms import storable
 
 logger = logging.getLogger(__name__)
 
@@ -292,17 +293,9 @@ def _label_problems(metric: MetricDefinition, name: str, raw_labels: dict) -> li
             problems.append(f"labels.{label}: must be text")
         elif len(value) > MAX_LABEL_VALUE:
             problems.append(f"labels.{label}: at most {MAX_LABEL_VALUE} characters")
-        elif not _storable(value):
+        elif not storable(value):
             problems.append(f"labels.{label}: not valid Unicode text (an unpaired surrogate)")
     return problems
-
-
-def _storable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
 
 
 def _identity(name: Any, raw_labels: Any, catalog: dict[str, MetricDefinition]) -> _Identity:

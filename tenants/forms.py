@@ -69,6 +69,17 @@ def check_text(value: str, *, max_length: int, multiline: bool = False) -> str:
     return value
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can keep `text` (text and jsonb): no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def tidy_text(value: object, limit: int, *, multiline: bool = False) -> str:
     """Text from somewhere else (an imported document, an error message) made fit to show and
     store: NFC, each character `check_text` refuses turned into a space, trimmed, cut to `limit`

@@ -213,8 +213,12 @@ def test_a_time_without_its_zone_is_refused():
         (body(_with("fingerprint", "ab\x00cd")), "alerts[0].fingerprint"),
         (body(_with("generatorURL", "http://p/\x00")), "alerts[0].generatorURL"),
         (body(alert("ok"), receiver="acme\x00"), "receiver"),
+        # An unpaired surrogate escape parses, but no UTF-8 column can keep it.
+        (body(alert("ok"), _labelled(team="ops\ud800")), "alerts[1].labels.team"),
+        (body(_with("fingerprint", "ab\udfffcd")), "alerts[0].fingerprint"),
+        (body(alert("ok"), groupKey="{}\ud800"), "groupKey"),
     ],
-    ids=["fingerprint", "generatorURL", "receiver"],
+    ids=["fingerprint", "generatorURL", "receiver", "label-surrogate", "fp-surrogate", "gk"],
 )
 def test_nul_outside_labels_is_refused_too(raw, where):
     with pytest.raises(PayloadError) as refused:
