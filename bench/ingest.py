@@ -30,6 +30,7 @@ from tenants import services as tenant_services
 from tests.helpers import host_of
 
 METRIC = "bench_ingest_latency_ms"
+API_GOAL = 100_000
 LABEL_VALUES = [f"endpoint-{i}" for i in range(50)]
 
 
@@ -99,6 +100,7 @@ def main() -> None:
         response = client.post("/api/v1/metrics", body, content_type="application/json")
         api_times.append(time.perf_counter() - began)
         assert response.status_code == 202, response.content[:500]
+        assert response.json()["stored"] == args.batch_size, response.content[:500]
         connection.set_schema_to_public()
         with tenant_context(tenant):
             began = time.perf_counter()
@@ -107,11 +109,19 @@ def main() -> None:
             copy_times.append(time.perf_counter() - began)
         connection.set_schema_to_public()
 
+    total = args.batches * args.batch_size
     with tenant_context(tenant):
+        # The path checked: every batch through the API (and the warm-up) and through COPY.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM dashboards_sample WHERE series_id = ANY(%s)",
+                [list(ids.values())],
+            )
+            stored = cursor.fetchone()[0]
+        assert stored == 2 * total + args.batch_size, f"{stored} samples in the store"
         store.delete_series_samples(list(ids.values()))
     connection.set_schema_to_public()
 
-    total = args.batches * args.batch_size
     api_rate = total / sum(api_times)
     copy_rate = total / sum(copy_times)
     print(f"samples: {args.batches} batches x {args.batch_size} = {total}")
@@ -123,7 +133,8 @@ def main() -> None:
         f"raw COPY:             {copy_rate:,.0f} samples/s "
         f"(batch p50 {statistics.median(copy_times) * 1000:.0f} ms)"
     )
-    print(f"ratio API/COPY:       {api_rate / copy_rate:.2f} (goal >= 0.5; API goal > 100,000/s)")
+    print(f"ratio API/COPY:       {api_rate / copy_rate:.2f} (goal >= 0.5)")
+    print(f"API against its goal: {api_rate / API_GOAL:.2f}x the {API_GOAL:,} samples/s to beat")
     load = " ".join(f"{x:.2f}" for x in (*load_before, *os.getloadavg()))
     print(f"load average before and after: {load}")
 

@@ -265,11 +265,11 @@ def test_json_nested_beyond_the_parser_is_a_400_not_a_server_error(client_for, a
     admin = client_for("acme", "admin")
     before = _state(acme)
     body = "[" * 100_000 + "]" * 100_000
-    for path in ("/api/v1/dashboards/", "/api/v1/incidents/"):
+    # Endpoints that read the body: each app's API parses it the same way.
+    for path in ("/api/v1/dashboards/", "/api/v1/rule-groups/"):
         response = admin.post(path, body, content_type="application/json")
-        assert response.status_code in (400, 405), path
-        if response.status_code == 400:
-            assert "nested too deeply" in response.json()["detail"]
+        assert response.status_code == 400, path
+        assert "nested too deeply" in response.json()["detail"]
     assert _state(acme) == before
 
 

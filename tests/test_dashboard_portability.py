@@ -199,7 +199,9 @@ def test_export_then_import_on_the_page_makes_the_same_dashboard_in_another_tena
     assert f'href="/dashboards/{copy_id}/"' in page
     assert settings_of(globex, copy_id) == settings_of(acme, dashboard.public_id)
     # The trail of the importing tenant says where it came from and has each panel.
-    event = AuditEvent.objects.get(tenant=globex, action="dashboard.imported")
+    event = AuditEvent.objects.get(
+        tenant=globex, action="dashboard.imported", object_id=str(copy_id)
+    )
     assert event.after["origin"] == "portal" and event.after["panels"] == 5
     assert (
         AuditEvent.objects.filter(

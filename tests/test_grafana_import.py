@@ -442,7 +442,9 @@ def test_the_page_imports_the_dashboard_and_reports_what_did_not_come_over(clien
         )
         for panel in panels:
             assert 'tenant="acme"' in scope_to_tenant(panel.promql, "acme")
-    event = AuditEvent.objects.get(tenant=acme, action="dashboard.imported")
+    event = AuditEvent.objects.get(
+        tenant=acme, action="dashboard.imported", object_id=str(dashboard.public_id)
+    )
     assert event.after["origin"] == "grafana" and event.after["panels"] == IMPORTED
     assert {s["panel"] for s in event.after["skipped"]} == set(SKIPPED_REASONS)
     page = operator.get(f"/dashboards/{dashboard.public_id}/")

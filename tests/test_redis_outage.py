@@ -16,10 +16,14 @@ import pytest
 
 from tests.helpers import host_of
 from tests.restartable import Restartable, running
+from tests.test_dashboard_live import forget_revenue
 
 pytestmark = pytest.mark.timeout(180)
 
 # What an admin of acme opens in a working day (GET), by path on acme's host.
+# A value no seeded sample has; the samples this test pushes are removed afterwards.
+OUTAGE_REVENUE = 0.123456
+
 PAGES = [
     "/",
     "/dashboards/",
@@ -79,6 +83,7 @@ def credentials(django_db_setup, django_db_blocker, session_cookie) -> Iterator[
     with django_db_blocker.unblock():
         run_committed(lambda: ApiToken.objects.filter(name=name).delete())
         run_committed(forget_groups)
+        run_committed(lambda: forget_revenue("acme", [OUTAGE_REVENUE]))
 
 
 def forget_groups() -> None:
@@ -103,7 +108,7 @@ def answers(served: Restartable, credentials: dict) -> dict[str, int]:
             else:
                 headers["Cookie"] = credentials["cookie"]
             statuses[path] = client.get(path, headers=headers).status_code
-        sample = {"name": "revenue_eur", "labels": {"channel": "web"}, "value": 0.0}
+        sample = {"name": "revenue_eur", "labels": {"channel": "web"}, "value": OUTAGE_REVENUE}
         statuses["ingest"] = client.post(
             "/api/v1/metrics",
             headers={**acme, "Authorization": f"Bearer {credentials['token']}"},
@@ -148,7 +153,8 @@ def answers(served: Restartable, credentials: dict) -> dict[str, int]:
 
 def test_pages_ingest_and_the_intake_answer_while_redis_is_down(served, credentials):
     before = answers(served, credentials)
-    assert all(code < 500 for code in before.values()), before
+    # Every page really answers (a sign-in redirect would match itself before and after).
+    assert {path: before[path] for path in PAGES} == dict.fromkeys(PAGES, 200), before
     assert before["ingest"] == 202 and before["intake"] == 202
     assert before["rule group"] == 201
 

@@ -230,11 +230,12 @@ def test_a_pushed_sample_reaches_the_open_dashboard_and_no_other_tenant(
     pushed["acme"].append(acme_value)
     push_revenue(browsing, "acme", ingest_secrets["acme"], acme_value)
     answered = time.monotonic()
+    # Waited for longer than the bound, so that a miss says by how much.
     acme.wait_for_function(
-        SHOWS_VALUE, arg=[acme_series, acme_stat, acme_value, acme_before], timeout=PUSH_WITHIN_MS
+        SHOWS_VALUE, arg=[acme_series, acme_stat, acme_value, acme_before], timeout=10_000
     )
     took_ms = (time.monotonic() - answered) * 1000
-    assert took_ms < PUSH_WITHIN_MS
+    assert took_ms < PUSH_WITHIN_MS, f"the sample reached the page after {took_ms:.0f} ms"
     # Pushed, not reloaded.
     assert acme.evaluate("window.__stillTheSamePage === true")
     assert any(frame.get("type") == "points" for frame in acme_heard)
