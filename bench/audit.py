@@ -38,7 +38,7 @@ django.setup()
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.provision import bench_database  # noqa: E402
+from bench.common import bench_database  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.audit_chain import GENESIS_HASH, content_hash, verify_chain  # noqa: E402
 from tenants.models import AuditEvent, Tenant  # noqa: E402
@@ -292,7 +292,7 @@ def main(argv: list[str]) -> int:
     if args.verify_events < 1:
         parser.error("--verify-events must be at least 1")
     print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
-    with bench_database():
+    with bench_database("_bench_audit"):
         run(args.events, args.verify_events)
     print("\ndropped the bench database with its audit trail")
     return 0

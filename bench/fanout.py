@@ -34,8 +34,6 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -60,12 +58,11 @@ from django.db import connection  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
+from bench.common import bench_database, load_average, percentile  # noqa: E402
 from dashboards.models import Dashboard  # noqa: E402
 from tenants import audit, services  # noqa: E402
 from tenants.models import Membership  # noqa: E402
 from tenants.provisioning import (  # noqa: E402
-    ensure_public_tenant,
-    ensure_template_schema,
     provision_tenant,
 )
 from tenants.roles import Role  # noqa: E402
@@ -93,24 +90,6 @@ ACTOR = audit.Actor.system("bench")
 
 
 # --- the portal side: database, tenant, server ------------------------------------------------
-
-
-@contextmanager
-def bench_database() -> Iterator[None]:
-    """A fresh database for the run: migrated, with the public tenant and the template schema."""
-    from django.test.utils import setup_databases, teardown_databases
-
-    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench_fanout"
-    config = setup_databases(
-        verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
-    )
-    try:
-        ensure_public_tenant()
-        ensure_template_schema()
-        yield
-    finally:
-        connection.set_schema_to_public()
-        teardown_databases(config, verbosity=0)
 
 
 @dataclass
@@ -357,18 +336,6 @@ def run_loop(coroutine):
 # --- report -------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile (nan for no values)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def report(result: dict, clients: int, seconds: int, loads) -> bool:
     portal_side: Side = result["portal"]
     pubsub_side: Side = result["pubsub"]
@@ -449,7 +416,7 @@ def main(argv: list[str]) -> int:
         parser.error("--clients and --seconds must be at least 1")
     prefix = f"bench-fanout-{uuid.uuid4().hex[:8]}"
     print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench_fanout")
-    with bench_database():
+    with bench_database("_bench_fanout"):
         portal = prepare_portal()
         port = free_port()
         env = dict(

@@ -14,13 +14,11 @@ it throws the whole database away instead.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +33,9 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
+from bench.common import bench_database, percentile  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.provisioning import (  # noqa: E402
-    ensure_public_tenant,
-    ensure_template_schema,
     provision_tenant,
 )
 
@@ -112,30 +109,6 @@ def check_path(method: Method, counter: SqlCounter) -> None:
         )
 
 
-@contextmanager
-def bench_database() -> Iterator[None]:
-    """A fresh database for the run: migrated, with the public tenant and the template schema."""
-    from django.test.utils import setup_databases, teardown_databases
-
-    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench"
-    config = setup_databases(
-        verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
-    )
-    try:
-        ensure_public_tenant()
-        ensure_template_schema()
-        yield
-    finally:
-        connection.set_schema_to_public()
-        teardown_databases(config, verbosity=0)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
 def context_lines() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
@@ -193,7 +166,7 @@ def main(argv: list[str]) -> int:
     if args.count < 1:
         parser.error("--count must be at least 1")
     print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
-    with bench_database():
+    with bench_database("_bench"):
         run(args.count)
     print("\ndropped the bench database with its tenants, schemas and audit trail")
     return 0

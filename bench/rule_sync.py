@@ -56,10 +56,9 @@ from django_tenants.utils import tenant_context  # noqa: E402
 
 from alerts import services, sync  # noqa: E402
 from alerts.models import AlertRule, RuleGroup, SyncState  # noqa: E402
+from bench.common import bench_database, percentile  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.provisioning import (  # noqa: E402
-    ensure_public_tenant,
-    ensure_template_schema,
     provision_tenant,
 )
 from tests.backend_servers import running_prometheus  # noqa: E402
@@ -68,30 +67,6 @@ ACTOR = audit.Actor.system("bench")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 RULES_PER_GROUP = 50
 SEVERITIES = ("P0", "P1", "P2", "P3")
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-@contextmanager
-def bench_database() -> Iterator[None]:
-    """A fresh database for the run: migrated, with the public tenant and the template schema."""
-    from django.test.utils import setup_databases, teardown_databases
-
-    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}_bench_rules"
-    config = setup_databases(
-        verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
-    )
-    try:
-        ensure_public_tenant()
-        ensure_template_schema()
-        yield
-    finally:
-        connection.set_schema_to_public()
-        teardown_databases(config, verbosity=0)
 
 
 def expression(index: int, threshold: int) -> str:
@@ -422,7 +397,7 @@ def main(argv: list[str]) -> int:
         f"preparing a database of its own: {connection.settings_dict['NAME']}_bench_rules",
         flush=True,
     )
-    with bench_database():
+    with bench_database("_bench_rules"):
         run(sizes, args.tenants, reps, use_celery=not args.no_celery)
     print("\ndropped the bench database")
     return 0

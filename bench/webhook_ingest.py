@@ -66,7 +66,7 @@ from django_tenants.utils import tenant_context  # noqa: E402
 from alerts.incident_intake import _INSERTED_FIELDS, _new_incident  # noqa: E402
 from alerts.intake import parse_notification  # noqa: E402
 from alerts.models import AlertingSettings, Incident, IncidentEvent  # noqa: E402
-from bench.provision import bench_database, percentile  # noqa: E402
+from bench.common import bench_database, percentile  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.provisioning import provision_tenant  # noqa: E402
 from tests.helpers import database_url, free_port, is_listening, psycopg_params  # noqa: E402
@@ -585,7 +585,7 @@ def main(argv: list[str]) -> int:
         parser.error("--duplicates must be in [0, 1)")
     args.burst_requests = args.burst_requests or BURST_FACTOR * args.clients
     print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
-    with bench_database():
+    with bench_database("_bench_webhook"):
         run(args)
     print("\ndropped the bench database with its tenant, incidents and audit trail")
     return 0
