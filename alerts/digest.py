@@ -52,10 +52,6 @@ class DigestOutcome:
     failed: list[str] = field(default_factory=list)
     skipped: str = ""  # why nothing was sent, when nothing was
 
-    @property
-    def advanced(self) -> bool:
-        return self.end is not None and not self.failed
-
     def __str__(self) -> str:
         if self.skipped:
             return self.skipped

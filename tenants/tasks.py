@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 
 from celery import shared_task
 from django.db import connection, transaction
@@ -83,6 +84,10 @@ def queue_invitation(membership) -> None:
             send_invitation_email.delay(membership.pk)
         except QUEUE_ERRORS as exc:
             logger.warning("invitation not queued (%s); sending it now", exc)
-            _send_invitation(membership.pk)
+            try:
+                _send_invitation(membership.pk)
+            except (OSError, smtplib.SMTPException) as mail_error:
+                # The membership is committed; its admin can send the invitation again.
+                logger.error("invitation to member %s not sent: %s", membership.pk, mail_error)
 
     transaction.on_commit(send)

@@ -254,3 +254,27 @@ def test_without_a_reachable_queue_the_invitation_is_sent_at_once(
     )
     assert response.status_code == 302
     assert [m.to for m in mailoutbox] == [["offline@corp.example"]]
+
+
+def test_without_queue_or_mail_server_the_member_is_still_invited_and_can_be_sent_it_again(
+    client_for, django_capture_on_commit_callbacks, mailoutbox, monkeypatch, acme
+):
+    from kombu.exceptions import OperationalError
+
+    from tenants import tasks
+    from tenants.models import Membership
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def no_mail_server(membership):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tasks.send_invitation_email, "delay", refused)
+    monkeypatch.setattr(tasks, "send_invitation", no_mail_server)
+    response = _invite(
+        client_for, "acme", "nomail@corp.example", "operator", django_capture_on_commit_callbacks
+    )
+    assert response.status_code == 302
+    assert mailoutbox == []
+    assert Membership.objects.filter(tenant=acme, user__email="nomail@corp.example").exists()

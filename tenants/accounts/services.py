@@ -208,8 +208,8 @@ def create_recovery_codes(*, user, actor: audit.Actor) -> list[str]:
             raise ValidationError(
                 {"code": ["Set up your authenticator app first: recovery codes stand in for it."]}
             )
-        replaced = StaticDevice.objects.filter(user=user).exists()
-        StaticDevice.objects.filter(user=user).delete()
+        _, removed = StaticDevice.objects.filter(user=user).delete()
+        replaced = bool(removed.get(StaticDevice._meta.label))
         device = StaticDevice.objects.create(
             user=user, name=two_factor.RECOVERY_DEVICE_NAME, confirmed=True
         )

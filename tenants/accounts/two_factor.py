@@ -17,8 +17,6 @@ account and client address); django-otp's own back-off per app applies on top.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 import unicodedata
@@ -27,12 +25,12 @@ from urllib.parse import quote, urlencode
 
 import segno
 from axes.handlers.proxy import AxesProxyHandler
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.safestring import SafeString, mark_safe
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
@@ -86,6 +84,7 @@ RECOVERY_COUNT = 10
 # Ten characters of an alphabet without look-alikes (no 0/o, 1/l/i): about 49 bits each.
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 RECOVERY_LENGTH = 10
+RECOVERY_SALT = "tenants.accounts.two_factor.recovery_code"
 
 
 def new_recovery_codes() -> list[str]:
@@ -100,8 +99,7 @@ def new_recovery_codes() -> list[str]:
 def recovery_digest(code: str) -> str:
     """What is stored for a code (django-otp's token field holds 16 characters): a keyed hash,
     so the table alone gives no code."""
-    key = settings.SECRET_KEY.encode()
-    return hmac.new(key, code.encode(), hashlib.sha256).hexdigest()[:16]
+    return salted_hmac(RECOVERY_SALT, code, algorithm="sha256").hexdigest()[:16]
 
 
 def is_recovery_code(value: object) -> bool:

@@ -37,10 +37,7 @@ def _code_form(data=None, *, name: str) -> CodeForm | SignInCodeForm:
     # Two code forms can be on one page: distinct ids, same field name. Removing takes a
     # recovery code too (the phone is lost); confirming a new app takes the app's code only.
     form_class = SignInCodeForm if name == REMOVE else CodeForm
-    form = form_class(data, auto_id=f"id_{name}_%s")
-    if name == REMOVE:
-        form.fields["code"].help_text = "The code your app shows, or one of your recovery codes."
-    return form
+    return form_class(data, auto_id=f"id_{name}_%s")
 
 
 def handle(request, which: str) -> HttpResponse | dict[str, CodeForm]:
@@ -104,6 +101,7 @@ def context(request, forms: dict[str, CodeForm]) -> dict:
     user = request.user
     device = two_factor.confirmed_device(user)
     waiting = None if device else two_factor.unconfirmed_device(user)
+    recovery = two_factor.recovery_device(user) if device else None
     requiring = Membership.objects.filter(
         user=user, tenant__is_active=True, tenant__require_two_factor=True
     )
@@ -120,8 +118,8 @@ def context(request, forms: dict[str, CodeForm]) -> dict:
         "confirm_form": forms.get(CONFIRM) or _code_form(name=CONFIRM),
         "remove_form": forms.get(REMOVE) or _code_form(name=REMOVE),
         "verify_url": reverse("login") + "?step=code&next=" + reverse("profile"),
-        "recovery_left": two_factor.recovery_codes_left(user) if device else 0,
-        "recovery_made": device is not None and two_factor.recovery_device(user) is not None,
+        "recovery_left": recovery.token_set.count() if recovery else 0,
+        "recovery_made": recovery is not None,
         "recovery_total": two_factor.RECOVERY_COUNT,
         # Shown on this one page, then gone: only their hashes are kept.
         "recovery_codes_new": request.session.pop(_NEW_CODES_KEY, None) if device else None,
