@@ -29,10 +29,12 @@ from alerts.models import (
     Severity,
 )
 from alerts.notify import send_and_log
+from alerts.render import DIGEST_SEVERITY
 from tenants import audit
+from tenants.fanout import current_tenant
 from tenants.links import tenant_url
 
-SEVERITY = Severity.P3
+SEVERITY = Severity(DIGEST_SEVERITY)
 DEFAULT_INTERVAL = 86400
 # An incident is dated when its intake transaction starts and seen when it commits: a period is
 # read only this long after its end, by when everything dated within it has committed.
@@ -177,7 +179,6 @@ def send_digest(*, now: datetime | None = None) -> DigestOutcome:
 
     Sends while holding the tenant's digest lock, so two runs never send the same period twice.
     """
-    from tenants.models import Tenant
 
     if not _locked():
         return DigestOutcome(skipped="another digest of this tenant is being sent")
@@ -201,7 +202,7 @@ def send_digest(*, now: datetime | None = None) -> DigestOutcome:
         why = "nothing to report" if not incidents else "no enabled e-mail receiver for P3"
         return DigestOutcome(start=start, end=end, incidents=len(incidents), skipped=why)
 
-    tenant = Tenant.objects.get(schema_name=connection.schema_name)
+    tenant = current_tenant()
     subject, text = compose(tenant, incidents, start, end)
     period = _period(start, end)
     logs = [

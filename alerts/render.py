@@ -19,6 +19,7 @@ from alerts.promql import scope_to_tenant
 SEVERITIES = ("P0", "P1", "P2", "P3")
 # The severity whose e-mail receivers get the periodic digest instead of one message per alert.
 DIGEST_SEVERITY = "P3"
+EMAIL = "email"  # the receiver kind the digest replaces (alerts.models.Receiver.Kind.EMAIL)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def _receiver_configs(receiver: ReceiverSpec, tenant: TenantAlerting) -> tuple[s
         if s.get("url"):
             entry["url"] = s["url"]
         return "pagerduty_configs", entry
-    if receiver.kind == "email":
+    if receiver.kind == EMAIL:
         entry = {"to": s["to"], "send_resolved": True}
         for key in ("from", "smarthost", "auth_username", "require_tls"):
             if s.get(key) not in (None, ""):
@@ -198,7 +199,7 @@ def render_tenant_fragment(tenant: TenantAlerting) -> dict:
         configs: dict[str, list] = {}
         for rid in policy.receiver_ids:
             if rid in by_id:
-                if policy.severity == DIGEST_SEVERITY and by_id[rid].kind == "email":
+                if policy.severity == DIGEST_SEVERITY and by_id[rid].kind == EMAIL:
                     continue  # told by the portal's digest (alerts.digest), not alert by alert
                 key, entry = _receiver_configs(by_id[rid], tenant)
                 configs.setdefault(key, []).append(entry)

@@ -47,6 +47,7 @@ from alerts.render import (
 from portal.backends.alertmanager import AlertmanagerBackend as Alertmanager
 from portal.backends.base import BackendError
 from portal.backends.prometheus import PrometheusBackend as Prometheus
+from tenants.fanout import active_tenants
 from tenants.links import public_url
 
 logger = logging.getLogger(__name__)
@@ -348,13 +349,6 @@ def global_config() -> dict:
         )
         config["smtp_require_tls"] = bool(getattr(settings, "ALERTMANAGER_SMTP_REQUIRE_TLS", True))
     return config
-
-
-def active_tenants():
-    """Tenants whose alerting the backends hold (every active one but the platform itself)."""
-    from tenants.fanout import active_tenants as active
-
-    return active()
 
 
 def _refused_fragments(alertmanager, candidates: dict[str, dict], glob: dict) -> dict[str, str]:

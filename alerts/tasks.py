@@ -14,16 +14,10 @@ from django.db import connection
 from alerts import sync, sync_queue
 from alerts.models import SyncState
 from portal.backends.base import BackendError
-from tenants.fanout import each_active_tenant
+from tenants.fanout import current_tenant, each_active_tenant
 
 Target = SyncState.Target
 logger = logging.getLogger(__name__)
-
-
-def _current_tenant():
-    from tenants.models import Tenant
-
-    return Tenant.objects.get(schema_name=connection.schema_name)
 
 
 def _raise_if_transient(result: sync.PassResult) -> None:
@@ -36,7 +30,7 @@ def _raise_if_transient(result: sync.PassResult) -> None:
 def sync_tenant_rules() -> str:
     """The current tenant's rule file, validated, loaded and verified in Prometheus."""
     sync_queue.starting(Target.PROMETHEUS_RULES)
-    result = sync.sync_rules(_current_tenant())
+    result = sync.sync_rules(current_tenant())
     _raise_if_transient(result)
     return result.status
 
@@ -44,7 +38,7 @@ def sync_tenant_rules() -> str:
 @shared_task(max_retries=8)
 def sync_tenant_silences() -> str:
     sync_queue.starting(Target.SILENCES)
-    result = sync.sync_silences(_current_tenant())
+    result = sync.sync_silences(current_tenant())
     _raise_if_transient(result)
     return result.status
 

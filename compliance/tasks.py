@@ -5,18 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import connection
 from django.template.loader import render_to_string
 
-from tenants.fanout import each_active_tenant
+from tenants.fanout import current_tenant, each_active_tenant
 from tenants.links import tenant_url
-
-
-def _current_tenant():
-    """The real Tenant of the task's schema (the worker may hold only a placeholder)."""
-    from tenants.models import Tenant
-
-    return Tenant.objects.get(schema_name=connection.schema_name)
 
 
 @shared_task(routine=True)
@@ -24,7 +16,7 @@ def assess_tenant() -> dict:
     """Verify the audit chain, run the checks, expire attestations, snapshot today's scores."""
     from compliance.assessment import assess
 
-    outcome = assess(_current_tenant())
+    outcome = assess(current_tenant())
     return {"checked": outcome.checked, "expired": outcome.expired, "chain_ok": outcome.chain_ok}
 
 
@@ -44,7 +36,7 @@ def notify_attestation_expired(control_code: str, email: str) -> bool:
     from compliance import catalog
 
     info = catalog.control(control_code)
-    tenant = _current_tenant()
+    tenant = current_tenant()
     context = {
         "tenant": tenant,
         "control_code": control_code,

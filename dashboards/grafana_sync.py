@@ -24,6 +24,7 @@ from dashboards.models import GrafanaPush
 from portal.backends.base import BackendError
 from portal.backends.grafana import GrafanaBackend
 from portal.tasks import QUEUE_ERRORS
+from tenants.fanout import current_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +39,6 @@ class PushResult:
     status: str
     error: str = ""
     transient: bool = False
-
-
-def _current_tenant():
-    from tenants.models import Tenant
-
-    return Tenant.objects.get(schema_name=connection.schema_name)
 
 
 def _fail(push_id: int, *, started, message: str) -> None:
@@ -76,7 +71,7 @@ def push(dashboard_id) -> PushResult:
         schema=connection.schema_name,
         datasource_uid=settings.GRAFANA_DATASOURCE_UID,
     )
-    tenant = _current_tenant()
+    tenant = current_tenant()
     try:
         with backend:
             folder = backend.ensure_folder(folder_uid(tenant), tenant.name)

@@ -33,6 +33,7 @@ from django.utils.module_loading import autodiscover_modules
 from django_tenants.utils import get_public_schema_name
 
 from tenants import audit_chain
+from tenants.fanout import current_tenant
 from tenants.models import ApiToken, AuditEvent, Tenant
 
 # Advisory-lock namespace for audit chains (an arbitrary constant: "AUDT").
@@ -333,12 +334,8 @@ def _current_tenant() -> Tenant | None:
     schema = connection.schema_name
     if schema == get_public_schema_name():
         return None
-    tenant = getattr(connection, "tenant", None)
-    if isinstance(tenant, Tenant) and tenant.schema_name == schema:
-        return tenant
-    # schema_context() sets only a placeholder tenant: look the real one up.
     try:
-        return Tenant.objects.get(schema_name=schema)
+        return current_tenant()
     except Tenant.DoesNotExist:
         raise RuntimeError(f"no tenant owns the schema {schema!r}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db import connection
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from tenants.models import Tenant
@@ -24,3 +25,13 @@ def each_active_tenant() -> Iterator[Tenant]:
     for tenant in active_tenants():
         with tenant_context(tenant):
             yield tenant
+
+
+def current_tenant() -> Tenant:
+    """The tenant whose schema the connection is in (a task's, or a `tenant_context`'s)."""
+    schema = connection.schema_name
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant) and tenant.schema_name == schema:
+        return tenant
+    # schema_context() and Celery's tenant tasks set only a placeholder tenant: look it up.
+    return Tenant.objects.get(schema_name=schema)

@@ -74,6 +74,7 @@ def _render(request, *, failed: dict | None = None, mute_form=None, status=200):
         "sync": sync_view(Target.ALERTMANAGER),
         "intake": AlertingSettings.objects.only("rotated_at").first(),
         "digest_interval": digest.interval_label(),
+        "digest_severity": digest.SEVERITY,
     }
     return render(request, "alerts/policy.html", context, status=status)
 

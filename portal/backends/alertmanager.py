@@ -21,7 +21,7 @@ from django.conf import settings
 
 from portal.backends.base import BackendError, HttpBackend
 from portal.backends.config_files import candidate_file, check_with_tool, read_text
-from portal.backends.prometheus import tenant_selector
+from portal.backends.prometheus import tenant_matcher
 
 STAMP_PREFIX = "portal-config-"
 _SILENCE_LIVE_STATES = ("active", "pending")
@@ -109,9 +109,7 @@ class AlertmanagerBackend(HttpBackend):
 
     def active_silence_ids(self, tenant: str) -> set[str]:
         """Ids of the silences not yet expired (active or pending) with `tenant="<tenant>"`."""
-        # The tenant is a schema name: anything else could widen the filter to other tenants.
-        matcher = tenant_selector(tenant)[1:-1]
-        response = self.get("/api/v2/silences", params={"filter": matcher})
+        response = self.get("/api/v2/silences", params={"filter": tenant_matcher(tenant)})
         return {
             s["id"]
             for s in response.json()

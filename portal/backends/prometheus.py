@@ -41,11 +41,17 @@ class LoadedRule:
     active_alerts: int
 
 
-def tenant_selector(tenant: str) -> str:
-    """`{tenant="<schema>"}`: the matcher every suggestion query is limited by."""
+def tenant_matcher(tenant: str) -> str:
+    """`tenant="<schema>"`; ValueError unless `tenant` is a schema name (so it can never widen
+    a selector or a filter to other tenants)."""
     if not isinstance(tenant, str) or not _FILE_NAME.fullmatch(tenant):
         raise ValueError(f"{tenant!r} is not a tenant schema name")
-    return f'{{tenant="{tenant}"}}'
+    return f'tenant="{tenant}"'
+
+
+def tenant_selector(tenant: str) -> str:
+    """`{tenant="<schema>"}`: the matcher every suggestion query is limited by."""
+    return "{" + tenant_matcher(tenant) + "}"
 
 
 class PrometheusBackend(HttpBackend):

@@ -7,6 +7,7 @@ from django_tenants.utils import tenant_context
 
 from alerts import sync
 from alerts.models import SyncState
+from tenants.fanout import active_tenants
 from tenants.slugs import schema_name_for
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", metavar="SLUG", help="only this tenant (default: all)")
 
     def handle(self, *args, tenant: str | None = None, **options) -> None:
-        tenants = list(sync.active_tenants())
+        tenants = list(active_tenants())
         if tenant is not None:
             # Slugs have hyphens where schema names have underscores.
             tenants = [t for t in tenants if t.schema_name == schema_name_for(tenant)]
