@@ -169,10 +169,7 @@ def remove_two_factor(*, user, code: str, actor: audit.Actor) -> None:
     device = two_factor.confirmed_device(user)
     if device is None:
         raise ValidationError({"code": ["Two-factor sign-in is not on."]})
-    if two_factor.is_recovery_code(code):
-        check_recovery_code(user, code)
-    else:
-        _check_code(device, code)
+    check_sign_in_code(user, code)
     with transaction.atomic():
         User = get_user_model()
         User.objects.select_for_update().get(pk=user.pk)
@@ -183,12 +180,27 @@ def remove_two_factor(*, user, code: str, actor: audit.Actor) -> None:
         _removed(user, device, actor)
 
 
+def check_sign_in_code(user, code: str):
+    """The device that takes `code` (cleaned) now: the person's app, or their recovery codes
+    for a recovery code (then used up). ValidationError on `code` otherwise, WRONG_CODE when a
+    well-formed code is not right (it counts towards the lockout)."""
+    if two_factor.is_recovery_code(code):
+        return check_recovery_code(user, code)
+    device = two_factor.confirmed_device(user)
+    if device is None:
+        raise ValidationError({"code": ["Two-factor sign-in is not on."]})
+    _check_code(device, code)
+    return device
+
+
 def check_recovery_code(user, code: str) -> StaticDevice:
     """The person's recovery device once `code` is one of its unused codes (now used up);
     ValidationError on `code` otherwise (WRONG_CODE for a code that is not theirs)."""
     device = two_factor.recovery_device(user)
     if device is None:
-        raise ValidationError({"code": ["You have no recovery codes: enter the code of your app."]})
+        raise ValidationError(
+            {"code": ["You have no recovery codes: enter the code your app shows."]}
+        )
     _checked(
         device,
         code,

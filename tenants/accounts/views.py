@@ -173,23 +173,13 @@ class SignInView(auth_views.LoginView):
             return self._code_page(user, form, pending=pending, status=429)
         code = form.cleaned_data["code"]
         recovery = two_factor.is_recovery_code(code)
-        if recovery:
-            device = two_factor.recovery_device(user)
-            if device is None:
-                form.add_error("code", "You have no recovery codes: enter the code your app shows.")
-                return self._code_page(user, form, pending=pending, status=400)
-            check, wrong = two_factor.use_recovery_code, RECOVERY_WRONG
-        else:
-            check, wrong = (
-                two_factor.verify,
-                "That code is not right. Enter the code your app shows now.",
-            )
-        wait = two_factor.wait_message(device)
-        if wait is None and not check(device, code):
-            two_factor.count_failure(request, user)
-            wait = wrong
-        if wait is not None:
-            form.add_error("code", wait)
+        try:
+            device = services.check_sign_in_code(user, code)
+        except ValidationError as exc:
+            if any(error.code == services.WRONG_CODE for error in exc.error_dict["code"]):
+                two_factor.count_failure(request, user)
+            for message in exc.messages:
+                form.add_error("code", message)
             return self._code_page(user, form, pending=pending, status=400)
         if pending:
             two_factor.clear_pending(request)
@@ -217,9 +207,6 @@ class SignInView(auth_views.LoginView):
                 ),
             )
         return redirect(self.get_success_url())
-
-
-RECOVERY_WRONG = "That recovery code is not right, or was used already."
 
 
 class PasswordResetView(auth_views.PasswordResetView):
