@@ -98,10 +98,9 @@ MAX_LAYOUT_CHARS = 200_000
 
 
 @require_POST
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def dashboard_layout(request, dashboard_id):
     """Save the arrangement the page's arrange mode sends (JSON in the `layout` field)."""
-    _require_edit(request)
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     text = request.POST.get("layout", "")
     try:
@@ -138,9 +137,8 @@ def dashboard_export(request, dashboard_id):
 
 
 @require_POST
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def dashboard_delete(request, dashboard_id):
-    _require_edit(request)
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     services.delete_dashboard(
         dashboard_id=dashboard.public_id, actor=audit.Actor.from_request(request)
@@ -157,10 +155,9 @@ GRAFANA_ACTIONS = {
 
 
 @require_POST
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def dashboard_grafana(request, dashboard_id):
     """Start, repeat or stop keeping the dashboard in the tenant's Grafana folder."""
-    _require_edit(request)
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     verb, done = GRAFANA_ACTIONS.get(request.POST.get("action", ""), (None, ""))
     if verb is None:
@@ -213,7 +210,6 @@ def panel_csv(request, dashboard_id, panel_id):
 
 
 def _panel_form_page(request, dashboard: Dashboard, panel: Panel | None):
-    _require_edit(request)
     initial = {}
     if panel is not None:
         initial = {name: getattr(panel, name) for name in services.PANEL_FIELDS}
@@ -249,22 +245,21 @@ def _panel_form_page(request, dashboard: Dashboard, panel: Panel | None):
     )
 
 
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def panel_create(request, dashboard_id):
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     return _panel_form_page(request, dashboard, None)
 
 
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def panel_edit(request, dashboard_id, panel_id):
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     return _panel_form_page(request, dashboard, _panel_or_404(dashboard, panel_id))
 
 
 @require_POST
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def panel_delete(request, dashboard_id, panel_id):
-    _require_edit(request)
     dashboard = get_object_or_404(Dashboard, public_id=dashboard_id)
     panel = _panel_or_404(dashboard, panel_id)
     services.delete_panel(panel_id=panel.public_id, actor=audit.Actor.from_request(request))
@@ -297,9 +292,8 @@ def metric_catalog(request):
 
 
 @require_POST
-@require_perm(Perm.VIEW_DASHBOARDS)
+@require_perm(Perm.EDIT_DASHBOARDS)
 def metric_delete(request, metric_id):
-    _require_edit(request)
     metric = get_object_or_404(MetricDefinition, public_id=metric_id)
     services.delete_metric(metric_id=metric.public_id, actor=audit.Actor.from_request(request))
     messages.success(request, f"{metric.name} and its samples deleted.")
