@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 from django.db import connection
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
@@ -499,18 +498,12 @@ class IncidentAdmin(ServiceAdmin):
         )
 
     def _each(self, request, queryset, work, done: str) -> None:
-        """`work` on every selected incident; refusals are reported, the others still done."""
-        changed = 0
-        for incident in queryset:
-            try:
-                work(incident_id=incident.public_id, actor=self._actor(request))
-            except ValidationError as exc:
-                problem = " ".join(exc.messages)
-                self.message_user(request, f"{incident}: {problem}", messages.WARNING)
-            else:
-                changed += 1
-        if changed:
-            self.message_user(request, f"{changed} incident(s) {done}.", messages.SUCCESS)
+        self.each_through_service(
+            request,
+            queryset,
+            lambda incident, actor: work(incident_id=incident.public_id, actor=actor),
+            f"incident(s) {done}",
+        )
 
     @admin.action(description="Acknowledge", permissions=["manage_incidents"])
     def acknowledge(self, request, queryset):

@@ -1,13 +1,13 @@
 """Dashboards in each tenant's admin site; writes go through `dashboards.services`."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from dashboards import grafana_push, services
 from dashboards.models import Dashboard, GrafanaPush, MetricDefinition, Panel
 from tenants import audit
 from tenants.access import request_access
-from tenants.admin import ServiceErrorsMixin
+from tenants.admin import ReadOnlyAdminMixin, ServiceErrorsMixin
 from tenants.admin_site import TenantModelAdmin, tenant_admin_site
 from tenants.roles import Perm
 
@@ -91,9 +91,10 @@ class PanelAdmin(TenantModelAdmin):
 
 
 @admin.register(GrafanaPush, site=tenant_admin_site)
-class GrafanaPushAdmin(TenantModelAdmin):
-    """Dashboards kept in Grafana, and removals still owed. Read-only: pushing again and
-    stopping are list actions through `dashboards.grafana_push`."""
+class GrafanaPushAdmin(ReadOnlyAdminMixin, TenantModelAdmin):
+    """Dashboards kept in Grafana, and removals still owed. Read-only (pushes start on the
+    dashboard's page or in the API; "Stop pushing" also takes Grafana's copy out): pushing again
+    and stopping are list actions through `dashboards.grafana_push`."""
 
     tenant_field = None
     list_display = ["title", "status", "grafana_version", "last_attempt_at", "error"]
@@ -116,34 +117,17 @@ class GrafanaPushAdmin(TenantModelAdmin):
     ]
     fields = readonly_fields
 
-    def has_add_permission(self, request):
-        return False  # started on the dashboard's page or in the API
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # "Stop pushing" also takes Grafana's copy out
-
     def has_edit_dashboards_permission(self, request) -> bool:
         return request_access(request).can(Perm.EDIT_DASHBOARDS)
 
     def _each(self, request, queryset, work, done: str) -> None:
-        changed = 0
-        for row in queryset.select_related("dashboard"):
+        def call(row, actor):
             if row.dashboard is None:
-                self.message_user(request, f"{row.title}: being removed.", messages.WARNING)
-                continue
-            try:
-                work(dashboard_id=row.dashboard.public_id, actor=audit.Actor.from_request(request))
-            except ValidationError as exc:
-                self.message_user(
-                    request, f"{row.title}: {' '.join(exc.messages)}", messages.WARNING
-                )
-            else:
-                changed += 1
-        if changed:
-            self.message_user(request, f"{changed} dashboard(s) {done}.", messages.SUCCESS)
+                raise ValidationError("being removed.")
+            work(dashboard_id=row.dashboard.public_id, actor=actor)
+
+        rows = queryset.select_related("dashboard")
+        self.each_through_service(request, rows, call, f"dashboard(s) {done}")
 
     @admin.action(description="Push again now", permissions=["edit_dashboards"])
     def push_again(self, request, queryset):
