@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.apps import AppConfig
-
-logger = logging.getLogger(__name__)
 
 
 def create_alerting_defaults(sender, *, tenant, **kwargs) -> None:
@@ -25,13 +21,11 @@ def withdraw_tenant_alerting(sender, *, tenant, **kwargs) -> None:
     rule files of tenants that are no longer active.
     """
     from alerts import tasks
-    from portal.tasks import QUEUE_ERRORS
+    from portal.tasks import queue
 
-    try:
-        tasks.sync_remove_tenant_rules.delay(tenant.schema_name)
-        tasks.sync_alertmanager_platform.delay()
-    except QUEUE_ERRORS as exc:
-        logger.warning("could not queue the clean-up of %s (%s)", tenant.schema_name, exc)
+    what = f"the alerting clean-up of {tenant.schema_name}"
+    queue(tasks.sync_remove_tenant_rules, tenant.schema_name, what=what)
+    queue(tasks.sync_alertmanager_platform, what=what)
 
 
 class AlertsConfig(AppConfig):

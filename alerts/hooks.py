@@ -7,7 +7,6 @@ path and proves itself with that tenant's intake secret (bearer), compared in co
 from __future__ import annotations
 
 import hmac
-import logging
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -16,9 +15,7 @@ from django_tenants.utils import tenant_context
 
 from alerts.intake import PayloadError, parse_notification, summarise
 from alerts.models import AlertingSettings, Receiver
-from portal.tasks import QUEUE_ERRORS
-
-logger = logging.getLogger(__name__)
+from portal.tasks import queue
 
 RELAYED_KINDS = (Receiver.Kind.MSTEAMS, Receiver.Kind.SMS)
 
@@ -89,19 +86,19 @@ def relay(request, tenant_id, receiver_id):
         if receiver is None:
             return _refused(404, "No such relayed receiver in this tenant.")
         title, text, severity = summarise(notification)
-        try:
-            deliver_relayed_notification.delay(
-                str(receiver.public_id),
-                title,
-                text,
-                severity,
-                notification.status,
-                notification.group_key or "alertmanager",
-                [[a.fingerprint, a.starts_at.isoformat()] for a in notification.alerts],
-            )
-        except QUEUE_ERRORS as exc:
+        queued = queue(
+            deliver_relayed_notification,
+            str(receiver.public_id),
+            title,
+            text,
+            severity,
+            notification.status,
+            notification.group_key or "alertmanager",
+            [[a.fingerprint, a.starts_at.isoformat()] for a in notification.alerts],
+            what=f"a relayed notification of {tenant.schema_name}",
+        )
+        if not queued:
             # Not taken: Alertmanager retries the notification, and the relay then queues it.
-            logger.warning("relay for %s not queued, the queue is unreachable (%s)", tenant, exc)
             return _refused(503, "The relay queue is unreachable; retry later.")
         return JsonResponse({"queued": str(receiver.public_id)}, status=202)
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection, transaction
-from redis.exceptions import RedisError
 
 from portal.scoping import tenant_group
+from tenants.realtime.broadcast import send_to_groups
 
 logger = logging.getLogger(__name__)
 
@@ -43,20 +41,10 @@ def push_on_commit(changes: Iterable[tuple[str, bool]]) -> None:
     schema = connection.schema_name
 
     def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            if ordinary:
-                async_to_sync(layer.group_send)(
-                    desk_group(schema), {"type": CHANGED_EVENT, "incidents": ordinary[:200]}
-                )
-            if security:
-                async_to_sync(layer.group_send)(
-                    security_group(schema), {"type": CHANGED_EVENT, "incidents": security[:200]}
-                )
-        except RedisError as exc:
-            # The change is committed; open desks lost their sockets too and reload on reconnect.
-            logger.warning("incident changes not pushed, Redis is unreachable (%s)", exc)
+        events = [
+            (desk_group(schema), {"type": CHANGED_EVENT, "incidents": ordinary[:200]}),
+            (security_group(schema), {"type": CHANGED_EVENT, "incidents": security[:200]}),
+        ]
+        send_to_groups(((g, e) for g, e in events if e["incidents"]), what="incident changes")
 
     transaction.on_commit(send)

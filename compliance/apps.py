@@ -1,8 +1,4 @@
-import logging
-
 from django.apps import AppConfig
-
-logger = logging.getLogger(__name__)
 
 
 def assess_new_tenant(sender, *, tenant, **kwargs) -> None:
@@ -10,12 +6,9 @@ def assess_new_tenant(sender, *, tenant, **kwargs) -> None:
     now, so its compliance pages and score say something before beat's next hour. Without a
     queue, that hourly assessment is the first."""
     from compliance import tasks
-    from portal.tasks import QUEUE_ERRORS
+    from portal.tasks import queue
 
-    try:
-        tasks.assess_tenant.delay()
-    except QUEUE_ERRORS as exc:
-        logger.warning("first assessment of %s not queued (%s)", tenant.schema_name, exc)
+    queue(tasks.assess_tenant, what=f"the first assessment of {tenant.schema_name}")
 
 
 class ComplianceConfig(AppConfig):

@@ -9,7 +9,6 @@ schema.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,10 +22,8 @@ from dashboards.grafana_export import folder_uid, grafana_dashboard
 from dashboards.models import GrafanaPush
 from portal.backends.base import BackendError
 from portal.backends.grafana import GrafanaBackend
-from portal.tasks import QUEUE_ERRORS
+from portal.tasks import queue
 from tenants.fanout import current_tenant
-
-logger = logging.getLogger(__name__)
 
 Status = GrafanaPush.Status
 # A failed push is tried again by the reconciler after this, doubling per attempt, at most a day.
@@ -155,14 +152,11 @@ def request_on_commit(*, dashboard_id=None, push_id=None) -> None:
     def request() -> None:
         from dashboards import tasks
 
+        # If the broker is down, the row still says what is owed: the reconciler queues it.
         with schema_context(schema):
-            try:
-                if push_id is not None:
-                    tasks.remove_from_grafana.delay(push_id)
-                else:
-                    tasks.push_to_grafana.delay(str(dashboard_id))
-            except QUEUE_ERRORS as exc:
-                # The row says what is owed: the reconciler queues it again.
-                logger.warning("could not queue the Grafana push (%s); the reconciler will", exc)
+            if push_id is not None:
+                queue(tasks.remove_from_grafana, push_id, what="a Grafana removal")
+            else:
+                queue(tasks.push_to_grafana, str(dashboard_id), what="a Grafana push")
 
     transaction.on_commit(request)

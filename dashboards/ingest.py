@@ -683,11 +683,8 @@ def _push_live(batch: CheckedBatch) -> None:
         )
         if identities[number].metric.name in shown
     ]
-    try:
-        live.push_samples(samples, panels)
-    except (RedisError, OSError) as exc:
-        # The batch is stored: open pages reconnect and show it on reload; the answer stays 202.
-        logger.warning("stored samples not pushed live, Redis is unreachable (%s)", exc)
+    # Without Redis the batch is still stored (and answered 202): `send_to_groups` logs it.
+    live.push_samples(samples, panels)
 
 
 def ingest(raw: RawBatch | list[RawSample], *, charge: bool = True) -> int:

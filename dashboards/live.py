@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aioredis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
 from dashboards.models import Panel
 from portal.scoping import tenant_group, tenant_key
+from tenants.realtime.broadcast import send_to_groups
 
 if TYPE_CHECKING:
     from dashboards.ingest import CheckedSample
@@ -88,19 +87,14 @@ def send_points(schema_name: str, updates: Mapping[str, list[dict]]) -> int:
     (`points_message`): a thousand sockets on one dashboard share one encoding.
     """
     updates = {dashboard: panels for dashboard, panels in updates.items() if panels}
-    if not updates:
-        return 0
-    layer = get_channel_layer()
-
-    async def send_all() -> None:
-        for dashboard_id, panel_updates in updates.items():
-            await layer.group_send(
-                dashboard_group(schema_name, dashboard_id),
-                {"type": POINTS_EVENT, "text": points_message(panel_updates)},
-            )
-
-    async_to_sync(send_all)()
-    return len(updates)
+    events = [
+        (
+            dashboard_group(schema_name, dashboard_id),
+            {"type": POINTS_EVENT, "text": points_message(panel_updates)},
+        )
+        for dashboard_id, panel_updates in updates.items()
+    ]
+    return len(events) if send_to_groups(events, what="dashboard points") else 0
 
 
 def points_message(panel_updates: list[dict]) -> str:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import smtplib
 from typing import Any
@@ -27,6 +28,8 @@ from tenant_schemas_celery.task import TenantTask
 
 from portal.backends.base import BackendError
 
+logger = logging.getLogger(__name__)
+
 # Errors that say "not now" rather than "never": the same call may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError, TimeoutError and smtplib.SMTPException
@@ -40,6 +43,19 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # What sending a task raises when the broker (Redis) cannot be reached: callers that queue work
 # after a commit catch these and leave the work to a reconciler, or do it themselves.
 QUEUE_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, RedisError, OSError)
+
+
+def queue(task, *args: Any, what: str, **kwargs: Any) -> bool:
+    """`task.delay(*args, **kwargs)`; False (and a warning naming `what`) if the broker cannot
+    be reached. The caller decides what then keeps the work: a reconciler, doing it now, or a
+    refusal its sender retries."""
+    try:
+        task.delay(*args, **kwargs)
+    except QUEUE_ERRORS as exc:
+        logger.warning("%s not queued, the broker is unreachable (%s)", what, exc)
+        return False
+    return True
+
 
 # OSErrors about files say "never" until someone fixes the file system: retrying cannot help.
 PERMANENT_OS_ERRORS: tuple[type[OSError], ...] = (

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import connection, transaction
 from django_tenants.utils import get_public_schema_name, tenant_context
 
-from portal.tasks import QUEUE_ERRORS
+from portal.tasks import queue
 from tenants.accounts.invitations import send_invitation
 from tenants.summary import record_worker_seen, refresh_summary
 
@@ -80,10 +80,7 @@ def queue_invitation(membership) -> None:
     without a reachable queue it is sent from here, so the invitation is not lost."""
 
     def send() -> None:
-        try:
-            send_invitation_email.delay(membership.pk)
-        except QUEUE_ERRORS as exc:
-            logger.warning("invitation not queued (%s); sending it now", exc)
+        if not queue(send_invitation_email, membership.pk, what="an invitation (sent now)"):
             try:
                 _send_invitation(membership.pk)
             except (OSError, smtplib.SMTPException) as mail_error:

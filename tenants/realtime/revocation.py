@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from redis.exceptions import RedisError
-
 from portal.scoping import member_group, tenant_wide_group
 from tenants import lifecycle
 from tenants.models import Membership
 from tenants.realtime.base import ACCESS_REVOKED
+from tenants.realtime.broadcast import send_to_groups
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +66,7 @@ def second_factor_removed(sender, *, user, **kwargs) -> None:
 
 def notify_groups(groups: list[str]) -> None:
     """Send the revocation event to each group (from synchronous code, after the commit)."""
-    layer = get_channel_layer()
-    if layer is None or not groups:
-        return
-
-    async def send_all() -> None:
-        for group in groups:
-            await layer.group_send(group, {"type": ACCESS_REVOKED})
-
-    try:
-        async_to_sync(send_all)()
-    except RedisError as exc:
-        # Sockets cannot hear anything then either: they end, and reconnecting checks access.
-        logger.warning("access re-check not sent to %s, Redis is unreachable (%s)", groups, exc)
-        return
-    logger.debug("access re-check sent to %s", groups)
+    if send_to_groups(
+        ((group, {"type": ACCESS_REVOKED}) for group in groups), what="access re-check"
+    ):
+        logger.debug("access re-check sent to %s", groups)
