@@ -35,7 +35,7 @@ def _base_layout(panel: Panel) -> dict[str, Any]:
 _LEGEND_LABEL = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}")
 
 
-def _series_label(series: Series, legend: str = "") -> str:
+def series_label(series: Series, legend: str = "") -> str:
     if legend:
         # Prometheus' (and Grafana's) legend format: {{label}} is that label's value.
         named = _LEGEND_LABEL.sub(lambda m: str(series.labels.get(m.group(1), "")), legend)
@@ -74,7 +74,7 @@ def timeseries_figure(panel: Panel, series: Sequence[Series], *, bar: bool = Fal
             "type": "bar" if bar else "scatter",
             "x": x,
             "y": y,
-            "name": _series_label(one, panel.legend),
+            "name": series_label(one, panel.legend),
             "marker": {"color": LINE_COLOURS[index % len(LINE_COLOURS)]},
         }
         if not bar:
@@ -173,7 +173,7 @@ def gauge_figure(panel: Panel, value: float | None) -> dict:
 def table_figure(panel: Panel, series: Sequence[Series]) -> dict:
     """The newest points of every series, newest first."""
     rows = sorted(
-        ((t, _series_label(one, panel.legend), v) for one in series for t, v in one.points),
+        ((t, series_label(one, panel.legend), v) for one in series for t, v in one.points),
         key=lambda row: row[0],
         reverse=True,
     )[:MAX_TABLE_ROWS]

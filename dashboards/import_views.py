@@ -32,26 +32,8 @@ def import_report(plan: portable.ImportPlan, dashboard: Dashboard) -> dict:
     return {
         "dashboard": str(dashboard.public_id),
         "title": dashboard.title,
-        "origin": plan.origin,
-        "imported": [{"title": p.title, "kind": p.kind} for p in dashboard.panels.all()],
-        "skipped": [{"panel": title, "reason": reason} for title, reason in plan.skipped],
-        "notes": [{"panel": title, "note": note} for title, note in plan.notes],
-        "dashboard_notes": list(plan.dashboard_notes),
+        **portable.import_outcome(plan, dashboard),
     }
-
-
-def _errors_of(exc: ValidationError, form: DashboardImportForm) -> list[str]:
-    """A service's refusal: the title under its field, everything else in the list."""
-    problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
-    errors = []
-    for key, messages in problems.items():
-        if key == "title" and form.cleaned_data.get("title"):
-            form.add_error("title", messages)
-        elif key in ("", "panels"):
-            errors += messages
-        else:
-            errors += [f"{key}: {message}" for message in messages]
-    return errors
 
 
 @require_perm(Perm.EDIT_DASHBOARDS)
@@ -74,7 +56,11 @@ def dashboard_import(request):
             except portable.DocumentError as exc:
                 errors = exc.errors
             except ValidationError as exc:
-                errors = _errors_of(exc, form)
+                title_errors, errors = portable.split_refusal(
+                    exc, title_sent=bool(form.cleaned_data.get("title"))
+                )
+                if title_errors:
+                    form.add_error("title", title_errors)
             else:
                 report = import_report(plan, dashboard)
                 token = secrets.token_urlsafe(24)

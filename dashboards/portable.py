@@ -244,3 +244,28 @@ def spec_values(spec: object) -> dict:
     if errors:
         raise ValidationError(errors)
     return values
+
+
+def import_outcome(plan: ImportPlan, dashboard: Dashboard) -> dict:
+    """What came of an import, as the report page and the API both say it."""
+    return {
+        "origin": plan.origin,
+        "imported": [{"title": p.title, "kind": p.kind} for p in dashboard.panels.all()],
+        "skipped": [{"panel": title, "reason": reason} for title, reason in plan.skipped],
+        "notes": [{"panel": title, "note": note} for title, note in plan.notes],
+        "dashboard_notes": list(plan.dashboard_notes),
+    }
+
+
+def split_refusal(exc: ValidationError, *, title_sent: bool) -> tuple[list[str], list[str]]:
+    """The import service's refusal as (about the title sent, about the document)."""
+    problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+    title, document = [], []
+    for key, messages in problems.items():
+        if key == "title" and title_sent:
+            title += messages
+        elif key in ("", "panels"):
+            document += messages
+        else:
+            document += [f"{key}: {message}" for message in messages]
+    return title, document

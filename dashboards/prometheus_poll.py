@@ -72,7 +72,7 @@ def panel_update(panel: Panel, series: list[Series], after: float) -> dict | Non
         fresh.append(Series(one.name, one.labels, points))
         lines.append(
             {
-                "name": figures._series_label(one, panel.legend),
+                "name": figures.series_label(one, panel.legend),
                 "points": [[t * 1000, v] for t, v in points],
             }
         )

@@ -191,27 +191,11 @@ class DashboardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantV
         except portable.DocumentError as exc:
             raise ValidationError({"document": exc.errors}) from None
         except DjangoValidationError as exc:
-            raise ValidationError(_import_errors(exc, title_sent=bool(title))) from None
+            title_errors, document_errors = portable.split_refusal(exc, title_sent=bool(title))
+            errors = {"title": title_errors, "document": document_errors}
+            raise ValidationError({key: value for key, value in errors.items() if value}) from None
         body = {
             "dashboard": DashboardSerializer(dashboard).data,
-            "origin": plan.origin,
-            "imported": [{"title": p.title, "kind": p.kind} for p in dashboard.panels.all()],
-            "skipped": [{"panel": t, "reason": r} for t, r in plan.skipped],
-            "notes": [{"panel": t, "note": n} for t, n in plan.notes],
-            "dashboard_notes": plan.dashboard_notes,
+            **portable.import_outcome(plan, dashboard),
         }
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-def _import_errors(exc: DjangoValidationError, *, title_sent: bool) -> dict[str, list[str]]:
-    """A service's refusal keyed by the input: `title` if it was sent, else the document."""
-    problems = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
-    errors: dict[str, list[str]] = {}
-    for key, messages in problems.items():
-        if key == "title" and title_sent:
-            errors.setdefault("title", []).extend(messages)
-        elif key in ("", "panels"):
-            errors.setdefault("document", []).extend(messages)
-        else:
-            errors.setdefault("document", []).extend(f"{key}: {m}" for m in messages)
-    return errors
