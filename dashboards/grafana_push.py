@@ -61,14 +61,14 @@ def start_push(*, dashboard_id, actor: audit.Actor) -> GrafanaPush:
         raise ValidationError(
             {"grafana": ["Grafana is not connected: the platform sets GRAFANA_URL and its token."]}
         )
-    if state_of(dashboard) is not None:
-        raise ValidationError({"grafana": ["This dashboard is already pushed to Grafana."]})
     uid = dashboard_uid(dashboard.public_id)
-    now = timezone.now()
-    # A removal still owed for this dashboard's uid is taken back: the push replaces it.
+    # One row per uid: kept (pushed already), or a removal still owed, taken back by this push.
     row = GrafanaPush.objects.select_for_update().filter(grafana_uid=uid).first()
+    if row is not None and row.status != Status.REMOVING:
+        raise ValidationError({"grafana": ["This dashboard is already pushed to Grafana."]})
     if row is None:
         row = GrafanaPush(grafana_uid=uid)
+    now = timezone.now()
     row.dashboard = dashboard
     row.title = dashboard.title
     row.status = Status.PENDING
