@@ -272,9 +272,12 @@ def run_python(
     )
 
 
-def asgi_server_command(port: int) -> list[str]:
-    """uvicorn serving the ASGI app (HTTP + WebSocket) on 127.0.0.1:`port`."""
-    return [
+def asgi_server_command(
+    port: int, *, workers: int | None = None, access_log: bool = True
+) -> list[str]:
+    """uvicorn serving the ASGI app (HTTP + WebSocket) on 127.0.0.1:`port` (with `workers`
+    processes if given)."""
+    command = [
         sys.executable,
         "-m",
         "uvicorn",
@@ -288,6 +291,11 @@ def asgi_server_command(port: int) -> list[str]:
         "--log-level",
         "warning",
     ]
+    if workers:
+        command += ["--workers", str(workers)]
+    if not access_log:
+        command.append("--no-access-log")
+    return command
 
 
 def celery_worker_command(
