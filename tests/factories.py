@@ -17,7 +17,7 @@ from django_tenants.utils import tenant_context
 from factory.django import DjangoModelFactory, Password
 
 from dashboards.models import Dashboard
-from dashboards.services import create_dashboard
+from dashboards.services import create_dashboard, create_panel
 from tenants import audit, services
 from tenants.accounts.users import username_for
 from tenants.models import ApiToken, Membership, Tenant
@@ -144,3 +144,27 @@ class DashboardFactory(_CreateOnly, DjangoModelFactory):
     def _create(cls, model_class, *, tenant: Tenant, **fields) -> Dashboard:
         with tenant_context(tenant):
             return create_dashboard(**fields)
+
+
+def dashboard_with_panels(
+    tenant: Tenant,
+    title: str,
+    panels: list[dict],
+    *,
+    description: str = "",
+    actor: audit.Actor | None = None,
+) -> Dashboard:
+    """A dashboard of `tenant` made by `dashboards.services`, with each panel spec in order: its
+    position from the order, and a 6 x 4 cell stacked down the first column unless it says
+    where. Read it again inside `tenant_context(tenant)`."""
+    actor = actor or _system_actor()
+    with tenant_context(tenant):
+        dashboard = create_dashboard(title=title, description=description, actor=actor)
+        for position, spec in enumerate(panels):
+            create_panel(
+                dashboard_id=dashboard.public_id,
+                position=position,
+                actor=actor,
+                **{"x": 0, "y": 4 * position, "w": 6, "h": 4, **spec},
+            )
+    return dashboard

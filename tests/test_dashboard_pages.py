@@ -286,28 +286,21 @@ def test_the_tenant_admin_site_manages_the_catalog_through_the_services(client_f
 
 
 def _new_dashboard(tenant, title: str, panels: int = 3) -> Dashboard:
-    from dashboards import services
-    from tenants import audit
+    from tests.factories import dashboard_with_panels
 
-    actor = audit.Actor.system("dashboard tests")
-    with tenant_context(tenant):
-        dashboard = services.create_dashboard(title=title, actor=actor)
-        for index in range(panels):
-            services.create_panel(
-                dashboard_id=dashboard.public_id,
-                title=f"Panel {index}",
-                kind="timeseries",
-                source="builtin",
-                metric="cpu_usage_ratio",
-                aggregation="avg",
-                x=(index % 2) * 6,
-                y=(index // 2) * 4,
-                w=6,
-                h=4,
-                position=index,
-                actor=actor,
-            )
-    return dashboard
+    specs = [
+        {
+            "title": f"Panel {index}",
+            "kind": "timeseries",
+            "source": "builtin",
+            "metric": "cpu_usage_ratio",
+            "aggregation": "avg",
+            "x": (index % 2) * 6,
+            "y": (index // 2) * 4,
+        }
+        for index in range(panels)
+    ]
+    return dashboard_with_panels(tenant, title, specs)
 
 
 def test_operators_delete_a_dashboard_with_its_panels_audited(client_for, acme):

@@ -12,10 +12,10 @@ import re
 import pytest
 from django_tenants.utils import tenant_context
 
-from dashboards import portable, services
+from dashboards import portable
 from dashboards.models import Dashboard, Panel
 from tenants import audit
-from tests.factories import ApiTokenFactory
+from tests.factories import ApiTokenFactory, dashboard_with_panels
 from tests.helpers import bearer, send_json
 
 ACTOR = audit.Actor.system("portability tests")
@@ -26,77 +26,71 @@ LAYOUT = ("thresholds", "legend", "x", "y", "w", "h", "position")
 
 def make_dashboard(tenant) -> Dashboard:
     """Every panel kind, both sources, filters, thresholds, a legend and a non-trivial layout."""
-    with tenant_context(tenant):
-        dashboard = services.create_dashboard(
-            title="Checkout “health” ✓", description="Line one\nline two", actor=ACTOR
-        )
-        panels = [
-            dict(
-                title="Revenue",
-                kind="stat",
-                source="builtin",
-                metric="revenue_eur",
-                aggregation="sum",
-                label_filter={"channel": "web"},
-                unit="EUR",
-                thresholds=[100.0, 1000.0],
-                x=0,
-                y=0,
-                w=3,
-                h=2,
-            ),
-            dict(
-                title="Latency p95",
-                kind="timeseries",
-                source="builtin",
-                metric="http_request_duration_ms",
-                aggregation="p95",
-                unit="ms",
-                x=3,
-                y=0,
-                w=9,
-                h=4,
-            ),
-            dict(
-                title="Errors by class",
-                kind="bar",
-                source="prometheus",
-                promql='sum by (code) (rate(http_requests_total{code=~"5.."}[5m]))',
-                legend="{{code}}",
-                unit="req/s",
-                x=0,
-                y=4,
-                w=6,
-                h=4,
-            ),
-            dict(
-                title="CPU",
-                kind="gauge",
-                source="prometheus",
-                promql="avg(1 - rate(node_cpu_seconds_total{mode='idle'}[5m])) * 100",
-                unit="%",
-                thresholds=[70.0, 90.0],
-                x=6,
-                y=4,
-                w=3,
-                h=4,
-            ),
-            dict(
-                title="Targets",
-                kind="table",
-                source="prometheus",
-                promql="up",
-                x=9,
-                y=4,
-                w=3,
-                h=4,
-            ),
-        ]
-        for position, values in enumerate(panels):
-            services.create_panel(
-                dashboard_id=dashboard.public_id, position=position, actor=ACTOR, **values
-            )
-    return dashboard
+    panels = [
+        dict(
+            title="Revenue",
+            kind="stat",
+            source="builtin",
+            metric="revenue_eur",
+            aggregation="sum",
+            label_filter={"channel": "web"},
+            unit="EUR",
+            thresholds=[100.0, 1000.0],
+            x=0,
+            y=0,
+            w=3,
+            h=2,
+        ),
+        dict(
+            title="Latency p95",
+            kind="timeseries",
+            source="builtin",
+            metric="http_request_duration_ms",
+            aggregation="p95",
+            unit="ms",
+            x=3,
+            y=0,
+            w=9,
+            h=4,
+        ),
+        dict(
+            title="Errors by class",
+            kind="bar",
+            source="prometheus",
+            promql='sum by (code) (rate(http_requests_total{code=~"5.."}[5m]))',
+            legend="{{code}}",
+            unit="req/s",
+            x=0,
+            y=4,
+            w=6,
+            h=4,
+        ),
+        dict(
+            title="CPU",
+            kind="gauge",
+            source="prometheus",
+            promql="avg(1 - rate(node_cpu_seconds_total{mode='idle'}[5m])) * 100",
+            unit="%",
+            thresholds=[70.0, 90.0],
+            x=6,
+            y=4,
+            w=3,
+            h=4,
+        ),
+        dict(
+            title="Targets",
+            kind="table",
+            source="prometheus",
+            promql="up",
+            x=9,
+            y=4,
+            w=3,
+            h=4,
+        ),
+    ]
+    return dashboard_with_panels(
+        tenant, "Checkout “health” ✓", panels, description="Line one\nline two", actor=ACTOR
+    )
 
 
 def settings_of(tenant, dashboard_id) -> tuple:

@@ -8,12 +8,11 @@ import re
 import threading
 
 import pytest
-from django_tenants.utils import tenant_context
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from dashboards import services
 from tenants import audit
+from tests.factories import dashboard_with_panels
 
 ACTOR = audit.Actor.system("prometheus panel tests")
 
@@ -60,22 +59,11 @@ def prometheus(settings):
 def test_prometheus_panels_are_asked_at_once_and_each_is_scoped(acme, prometheus, client_for):
     stub = Stub(together=3)
     prometheus.expect_request(re.compile("/api/v1/query_range")).respond_with_handler(stub.handle)
-    with tenant_context(acme):
-        dashboard = services.create_dashboard(title="Shop (Prometheus)", actor=ACTOR)
-        for position, expr in enumerate(("up", "rate(orders_total[5m])", "broken_metric > 1")):
-            services.create_panel(
-                dashboard_id=dashboard.public_id,
-                actor=ACTOR,
-                title=f"Panel {position}",
-                kind="timeseries",
-                source="prometheus",
-                promql=expr,
-                position=position,
-                x=0,
-                y=position * 4,
-                w=6,
-                h=4,
-            )
+    specs = [
+        {"title": f"Panel {n}", "kind": "timeseries", "source": "prometheus", "promql": expr}
+        for n, expr in enumerate(("up", "rate(orders_total[5m])", "broken_metric > 1"))
+    ]
+    dashboard = dashboard_with_panels(acme, "Shop (Prometheus)", specs, actor=ACTOR)
     response = client_for("acme", "executive").get(f"/dashboards/{dashboard.public_id}/")
     assert response.status_code == 200
     payloads = {p["title"]: p for p in response.context["payloads"]}

@@ -20,7 +20,7 @@ from dashboards.models import Dashboard, GrafanaPush, Panel
 from tenants import audit
 from tenants.models import AuditEvent
 from tests import grafana_fake
-from tests.factories import ApiTokenFactory
+from tests.factories import ApiTokenFactory, dashboard_with_panels
 from tests.helpers import bearer
 
 ACTOR = audit.Actor.system("grafana tests")
@@ -44,54 +44,47 @@ def connected(grafana, settings):
 
 
 def make_dashboard(tenant, title="Checkout health") -> Dashboard:
-    with tenant_context(tenant):
-        dashboard = services.create_dashboard(title=title, description="For the shop", actor=ACTOR)
-        for position, values in enumerate(
-            (
-                dict(
-                    title="Error rate",
-                    kind="timeseries",
-                    source="prometheus",
-                    promql='sum(rate(http_requests_total{code=~"5.."}[5m]))',
-                    legend="{{instance}}",
-                    unit="%",
-                    thresholds=[1.0, 5.0],
-                    x=0,
-                    y=0,
-                    w=6,
-                    h=4,
-                ),
-                dict(
-                    title="Latency (avg)",
-                    kind="stat",
-                    source="builtin",
-                    metric="http_request_duration_ms",
-                    aggregation="avg",
-                    label_filter={"route": 'say "hi" \\ ✓'},
-                    unit="ms",
-                    x=6,
-                    y=0,
-                    w=6,
-                    h=2,
-                ),
-                dict(
-                    title="Revenue",
-                    kind="bar",
-                    source="builtin",
-                    metric="revenue_eur",
-                    aggregation="sum",
-                    unit="EUR",
-                    x=6,
-                    y=2,
-                    w=6,
-                    h=2,
-                ),
-            )
-        ):
-            services.create_panel(
-                dashboard_id=dashboard.public_id, actor=ACTOR, position=position, **values
-            )
-    return dashboard
+    panels = [
+        dict(
+            title="Error rate",
+            kind="timeseries",
+            source="prometheus",
+            promql='sum(rate(http_requests_total{code=~"5.."}[5m]))',
+            legend="{{instance}}",
+            unit="%",
+            thresholds=[1.0, 5.0],
+            x=0,
+            y=0,
+            w=6,
+            h=4,
+        ),
+        dict(
+            title="Latency (avg)",
+            kind="stat",
+            source="builtin",
+            metric="http_request_duration_ms",
+            aggregation="avg",
+            label_filter={"route": 'say "hi" \\ ✓'},
+            unit="ms",
+            x=6,
+            y=0,
+            w=6,
+            h=2,
+        ),
+        dict(
+            title="Revenue",
+            kind="bar",
+            source="builtin",
+            metric="revenue_eur",
+            aggregation="sum",
+            unit="EUR",
+            x=6,
+            y=2,
+            w=6,
+            h=2,
+        ),
+    ]
+    return dashboard_with_panels(tenant, title, panels, description="For the shop", actor=ACTOR)
 
 
 def build(tenant, dashboard):
@@ -175,25 +168,11 @@ def test_a_stored_expression_naming_another_tenant_is_left_out_never_sent(acme):
 
 
 def test_panel_kinds_and_units_map_to_grafana(acme):
-    with tenant_context(acme):
-        dashboard = services.create_dashboard(title="Kinds", actor=ACTOR)
-        for position, (kind, unit) in enumerate(
-            (("gauge", "req/s"), ("table", "widgets"), ("bar", ""))
-        ):
-            services.create_panel(
-                position=position,
-                x=0,
-                y=position * 4,
-                w=6,
-                h=4,
-                dashboard_id=dashboard.public_id,
-                actor=ACTOR,
-                title=kind,
-                kind=kind,
-                source="prometheus",
-                promql="up",
-                unit=unit,
-            )
+    specs = [
+        {"title": kind, "kind": kind, "source": "prometheus", "promql": "up", "unit": unit}
+        for kind, unit in (("gauge", "req/s"), ("table", "widgets"), ("bar", ""))
+    ]
+    dashboard = dashboard_with_panels(acme, "Kinds", specs, actor=ACTOR)
     panels = {p["title"]: p for p in build(acme, dashboard).model["panels"]}
     assert panels["gauge"]["type"] == "gauge"
     assert panels["gauge"]["fieldConfig"]["defaults"]["unit"] == "reqps"

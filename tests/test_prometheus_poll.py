@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from django.db import connection
 from django_tenants.utils import schema_context, tenant_context
 
-from dashboards import live, prometheus_poll, services, tasks
+from dashboards import live, prometheus_poll, tasks
 from dashboards.models import Dashboard
 from tenants import audit
 from tenants.models import Tenant
@@ -34,6 +34,7 @@ from tests.backend_servers import (
     running_exporter,
     running_prometheus,
 )
+from tests.factories import dashboard_with_panels
 from tests.helpers import wait_for
 from tests.test_dashboard_live import QUIET_WINDOW, socket_for
 
@@ -103,36 +104,21 @@ class Watched:
 
 
 def make_dashboard(slug: str) -> Watched:
+    specs = [
+        {"title": "Probe", "kind": "timeseries", "promql": METRIC, "legend": "{{instance}}"},
+        {"title": "Probe max", "kind": "stat", "promql": f"max({METRIC})"},
+        # Neither is polled: a table is redrawn only on reload, a built-in panel is pushed.
+        {"title": "Probe table", "kind": "table", "promql": METRIC},
+    ]
+    specs = [{"source": "prometheus", **LAYOUT, **spec} for spec in specs]
+    specs.append(
+        {"title": "Revenue", "kind": "timeseries", "source": "builtin", "metric": "revenue_eur"}
+        | LAYOUT
+    )
+    tenant = Tenant.objects.get(schema_name=slug)
+    dashboard = dashboard_with_panels(tenant, f"Live {uuid.uuid4().hex[:8]}", specs, actor=ACTOR)
     with schema_context(slug):
-        dashboard = services.create_dashboard(title=f"Live {uuid.uuid4().hex[:8]}", actor=ACTOR)
-        specs = [
-            {"title": "Probe", "kind": "timeseries", "promql": METRIC, "legend": "{{instance}}"},
-            {"title": "Probe max", "kind": "stat", "promql": f"max({METRIC})"},
-            # Neither is polled: a table is redrawn only on reload, a built-in panel is pushed.
-            {"title": "Probe table", "kind": "table", "promql": METRIC},
-        ]
-        panels = {}
-        for position, spec in enumerate(specs):
-            panel = services.create_panel(
-                dashboard_id=dashboard.public_id,
-                source="prometheus",
-                position=position,
-                actor=ACTOR,
-                **LAYOUT,
-                **spec,
-            )
-            panels[panel.title] = str(panel.public_id)
-        builtin = services.create_panel(
-            dashboard_id=dashboard.public_id,
-            title="Revenue",
-            kind="timeseries",
-            source="builtin",
-            metric="revenue_eur",
-            position=len(specs),
-            actor=ACTOR,
-            **LAYOUT,
-        )
-        panels[builtin.title] = str(builtin.public_id)
+        panels = {panel.title: str(panel.public_id) for panel in dashboard.panels.all()}
     connection.set_schema_to_public()
     return Watched(str(dashboard.public_id), panels)
 
