@@ -107,6 +107,20 @@ def row_of(tenant, dashboard) -> GrafanaPush:
         return GrafanaPush.objects.get(grafana_uid=dashboard_uid(dashboard.public_id))
 
 
+def started_dashboard(tenant) -> Dashboard:
+    """A dashboard the tenant has asked to keep in Grafana, not pushed yet."""
+    dashboard = make_dashboard(tenant)
+    start(tenant, dashboard)
+    return dashboard
+
+
+def pushed_dashboard(tenant) -> tuple[Dashboard, str]:
+    """A dashboard in Grafana (pushed once), and its uid there."""
+    dashboard = started_dashboard(tenant)
+    run_push(tenant, dashboard)
+    return dashboard, dashboard_uid(dashboard.public_id)
+
+
 def start(tenant, dashboard) -> GrafanaPush:
     with tenant_context(tenant):
         return grafana_push.start_push(dashboard_id=dashboard.public_id, actor=ACTOR)
@@ -221,10 +235,7 @@ def test_each_tenant_pushes_into_its_own_folder_with_its_own_scope(acme, globex,
 
 
 def test_every_change_marks_the_push_pending_and_pushes_again(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
-    run_push(acme, dashboard)
-    uid = dashboard_uid(dashboard.public_id)
+    dashboard, uid = pushed_dashboard(acme)
     with tenant_context(acme):
         services.update_dashboard(dashboard_id=dashboard.public_id, title="Shop", actor=ACTOR)
     assert row_of(acme, dashboard).status == Status.PENDING
@@ -243,8 +254,7 @@ def test_every_change_marks_the_push_pending_and_pushes_again(acme, connected):
 
 
 def test_a_change_during_a_push_leaves_it_pending_for_the_next(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     with tenant_context(acme):
         # The dashboard changed after this push began: its result is already out of date.
         GrafanaPush.objects.filter(dashboard=dashboard).update(
@@ -268,8 +278,7 @@ def test_the_push_is_queued_after_commit_and_runs_in_the_tenant(
 
 
 def test_an_outage_is_recorded_retried_with_backoff_and_heals(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     connected.fail_next(503)
     result = run_push(acme, dashboard)
     assert result.status == Status.FAILED and result.transient
@@ -289,8 +298,7 @@ def test_an_outage_is_recorded_retried_with_backoff_and_heals(acme, connected):
 def test_a_refused_token_is_a_permanent_failure_shown_with_grafanas_words(
     acme, connected, settings
 ):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     settings.GRAFANA_TOKEN = "wrong"
     result = run_push(acme, dashboard)
     assert result.status == Status.FAILED and not result.transient
@@ -299,8 +307,7 @@ def test_a_refused_token_is_a_permanent_failure_shown_with_grafanas_words(
 
 
 def test_an_unreachable_grafana_is_transient(acme, connected, settings):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     settings.GRAFANA_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
     result = run_push(acme, dashboard)
     assert result.transient
@@ -320,8 +327,7 @@ def test_starting_without_grafana_is_refused_and_writes_nothing(acme, settings):
 
 
 def test_starting_twice_is_refused(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     with pytest.raises(ValidationError) as caught:
         start(acme, dashboard)
     assert caught.value.message_dict == {
@@ -333,10 +339,7 @@ def test_starting_twice_is_refused(acme, connected):
 
 
 def test_stopping_removes_grafanas_copy_and_a_failed_removal_is_kept_and_retried(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
-    run_push(acme, dashboard)
-    uid = dashboard_uid(dashboard.public_id)
+    dashboard, uid = pushed_dashboard(acme)
     with tenant_context(acme):
         grafana_push.stop_push(dashboard_id=dashboard.public_id, actor=ACTOR)
         row = GrafanaPush.objects.get(grafana_uid=uid)
@@ -355,10 +358,7 @@ def test_stopping_removes_grafanas_copy_and_a_failed_removal_is_kept_and_retried
 
 
 def test_deleting_the_dashboard_removes_it_from_grafana(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
-    run_push(acme, dashboard)
-    uid = dashboard_uid(dashboard.public_id)
+    dashboard, uid = pushed_dashboard(acme)
     with tenant_context(acme):
         services.delete_dashboard(dashboard_id=dashboard.public_id, actor=ACTOR)
         row = GrafanaPush.objects.get(grafana_uid=uid)
@@ -368,8 +368,7 @@ def test_deleting_the_dashboard_removes_it_from_grafana(acme, connected):
 
 
 def test_restarting_before_the_removal_ran_takes_the_removal_back(acme, connected):
-    dashboard = make_dashboard(acme)
-    start(acme, dashboard)
+    dashboard = started_dashboard(acme)
     with tenant_context(acme):
         grafana_push.stop_push(dashboard_id=dashboard.public_id, actor=ACTOR)
         removal = GrafanaPush.objects.get()
