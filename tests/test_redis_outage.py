@@ -17,6 +17,7 @@ import pytest
 from tests.helpers import host_of
 from tests.restartable import Restartable, running
 from tests.test_dashboard_live import forget_revenue
+from tests.test_incident_intake import alert, document
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -120,33 +121,18 @@ def answers(served: Restartable, credentials: dict) -> dict[str, int]:
             headers={**acme, "Authorization": f"Bearer {credentials['token']}"},
             json={"name": f"outage-{uuid.uuid4().hex[:8]}"},
         ).status_code
-        now = dt.datetime.now(dt.UTC).isoformat()
-        alert = {
-            "status": "firing",
-            "labels": {"alertname": f"Outage{uuid.uuid4().hex[:6]}", "tenant": "acme"},
-            "annotations": {},
-            "startsAt": now,
-            "endsAt": "0001-01-01T00:00:00Z",
-            "fingerprint": uuid.uuid4().hex[:16],
-            "generatorURL": "",
-        }
+        firing = alert(
+            uuid.uuid4().hex[:16],
+            starts=dt.datetime.now(dt.UTC).isoformat(),
+            name=f"Outage{uuid.uuid4().hex[:6]}",
+        )
         statuses["intake"] = client.post(
             f"/hooks/alertmanager/{credentials['tenant_id']}/",
             headers={
                 "Host": f"{host_of(None)}:{served.port}",
                 "Authorization": f"Bearer {credentials['intake']}",
             },
-            json={
-                "version": "4",
-                "status": "firing",
-                "receiver": "acme__portal",
-                "groupKey": "{}:{alertname}",
-                "groupLabels": {},
-                "commonLabels": {},
-                "commonAnnotations": {},
-                "externalURL": "",
-                "alerts": [alert],
-            },
+            json=document(firing),
         ).status_code
     return statuses
 
