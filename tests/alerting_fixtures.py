@@ -12,7 +12,9 @@ acme's and globex's alerting back as it found it after each test.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -275,3 +277,37 @@ def running_sync_worker(env: dict[str, str], log_path: Path) -> Iterator[Callabl
         timeout=60,
     ):
         yield log_path.read_text
+
+
+# ---- a local HTTP sink for the providers Alertmanager and the portal send to ------------------
+
+
+@dataclass
+class HttpSink:
+    """One HTTP server standing in for Slack, Teams, PagerDuty, webhooks and the SMS provider:
+    every POST is answered "ok" and kept."""
+
+    http: Any
+
+    def url(self, path: str) -> str:
+        return self.http.url_for(path)
+
+    def bodies(self, path: str) -> list[dict]:
+        return [json.loads(r.data) for r, _ in list(self.http.log) if r.path == path]
+
+    def paths(self) -> list[str]:
+        return [r.path for r, _ in list(self.http.log)]
+
+
+@contextmanager
+def running_http_sink() -> Iterator[HttpSink]:
+    from pytest_httpserver import HTTPServer
+
+    http = HTTPServer(host="127.0.0.1", port=0)
+    http.expect_request(re.compile(r"^/.*"), method="POST").respond_with_data("ok")
+    http.start()
+    try:
+        yield HttpSink(http)
+    finally:
+        http.clear()
+        http.stop()

@@ -370,3 +370,17 @@ class Mailbox:
     def to(self, address: str) -> list[Message]:
         with self.lock:
             return [m for rcpt, m in self.messages if address in rcpt]
+
+
+@contextmanager
+def running_smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server (aiosmtpd) on 127.0.0.1; yields what it accepted and its port."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield mailbox, controller.port
+    finally:
+        controller.stop()

@@ -11,16 +11,13 @@ SMTP server for e-mail.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from django_tenants.utils import tenant_context
-from pytest_httpserver import HTTPServer
 
 from alerts import digest as incident_digest
 from alerts import notify, services, sync
@@ -36,13 +33,15 @@ from alerts.models import (
 from tests import alerting_fixtures
 from tests.alerting_fixtures import (
     AlertingStack,
+    HttpSink,
     actor,
     apply_settings,
     running_alerting_stack,
+    running_http_sink,
     running_sync_worker,
 )
 from tests.conftest import wait_for
-from tests.helpers import Mailbox, free_port
+from tests.helpers import Mailbox, running_smtp
 
 pytestmark = pytest.mark.timeout(240)
 committed_alerting = alerting_fixtures.committed_alerting
@@ -52,35 +51,15 @@ FAST = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
 
 
 @dataclass
-class Sinks:
-    http: HTTPServer
-    mailbox: Mailbox
-    smtp_port: int
-
-    def url(self, path: str) -> str:
-        return self.http.url_for(path)
-
-    def bodies(self, path: str) -> list[dict]:
-        return [json.loads(r.data) for r, _ in list(self.http.log) if r.path == path]
-
-    def paths(self) -> list[str]:
-        return [r.path for r, _ in list(self.http.log)]
+class Sinks(HttpSink):
+    mailbox: Mailbox = None
+    smtp_port: int = 0
 
 
 @pytest.fixture(scope="module")
 def sinks() -> Iterator[Sinks]:
-    http = HTTPServer(host="127.0.0.1", port=0)
-    http.expect_request(re.compile(r"^/.*"), method="POST").respond_with_data("ok")
-    http.start()
-    mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
-        yield Sinks(http, mailbox, smtp.port)
-    finally:
-        smtp.stop()
-        http.clear()
-        http.stop()
+    with running_http_sink() as sink, running_smtp() as (mailbox, smtp_port):
+        yield Sinks(sink.http, mailbox, smtp_port)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from email.message import Message
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django.db.models import F
 from django.utils import timezone
@@ -26,7 +25,7 @@ from alerts.models import (
 from alerts.tasks import digest_all_tenants, send_incident_digest
 from portal.celery import app
 from tenants.models import AuditEvent
-from tests.helpers import Mailbox, free_port, unique
+from tests.helpers import Mailbox, free_port, running_smtp, unique
 from tests.test_incident_intake import ACTOR, alert, deliver, fingerprint, incident_of
 
 
@@ -38,13 +37,8 @@ class Smtp:
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[Smtp]:
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield Smtp(mailbox, controller.port)
-    finally:
-        controller.stop()
+    with running_smtp() as (mailbox, port):
+        yield Smtp(mailbox, port)
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ append-only, so what a run leaves in acme cannot be removed and must not collide
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +20,6 @@ from urllib.parse import urlencode
 import pytest
 from django_tenants.utils import tenant_context
 from playwright.sync_api import Locator, Page, WebSocket, expect
-from pytest_httpserver import HTTPServer
 
 from alerts import services, sync
 from alerts.forms import AlertRuleForm
@@ -30,9 +27,11 @@ from alerts.models import Incident, IncidentEvent, SyncState
 from tests import alerting_fixtures
 from tests.alerting_fixtures import (
     AlertingStack,
+    HttpSink,
     actor,
     apply_settings,
     running_alerting_stack,
+    running_http_sink,
     running_sync_worker,
 )
 from tests.e2e import test_browser
@@ -52,33 +51,15 @@ DEADLINE_S = 60
 DEADLINE_MS = DEADLINE_S * 1000
 
 
-@dataclass
-class Sinks:
+@pytest.fixture(scope="module")
+def sinks() -> Iterator[HttpSink]:
     """The HTTP server standing in for Teams and the SMS provider."""
-
-    http: HTTPServer
-
-    def url(self, path: str) -> str:
-        return self.http.url_for(path)
-
-    def bodies(self, path: str) -> list[dict]:
-        return [json.loads(r.data) for r, _ in list(self.http.log) if r.path == path]
+    with running_http_sink() as sink:
+        yield sink
 
 
 @pytest.fixture(scope="module")
-def sinks() -> Iterator[Sinks]:
-    http = HTTPServer(host="127.0.0.1", port=0)
-    http.expect_request(re.compile(r"^/.*"), method="POST").respond_with_data("ok")
-    http.start()
-    try:
-        yield Sinks(http)
-    finally:
-        http.clear()
-        http.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, sinks: Sinks, live_server_url: str) -> Iterator[AlertingStack]:
+def stack(tmp_path_factory, sinks: HttpSink, live_server_url: str) -> Iterator[AlertingStack]:
     port = live_server_url.rsplit(":", 1)[1]
     with running_alerting_stack(
         tmp_path_factory.mktemp("incident-loop"),
@@ -132,7 +113,7 @@ class Loop:
         )
 
 
-def arm(acme, sinks: Sinks, loop: Loop) -> None:
+def arm(acme, sinks: HttpSink, loop: Loop) -> None:
     """Teams and SMS for P0, then a P0 rule on the exporter's series, live in both backends."""
     with tenant_context(acme):
         teams = add_receiver("msteams", sinks.url(loop.teams_path))
@@ -260,7 +241,7 @@ def mark_page(page: Page) -> Callable[[], bool]:
 
 
 def test_a_rule_saved_in_the_portal_opens_an_incident_live_and_its_clearing_resolves_it(
-    wired: AlertingStack, sinks: Sinks, committed_alerting, browsing: Browsing
+    wired: AlertingStack, sinks: HttpSink, committed_alerting, browsing: Browsing
 ):
     acme, globex = committed_alerting["acme"], committed_alerting["globex"]
     loop = Loop.fresh()
