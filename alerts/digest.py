@@ -17,12 +17,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alerts import incident_live, timeline
 from alerts.actions import AuditAction
+from alerts.incident_notices import add_notified
 from alerts.models import (
     AlertingSettings,
     Incident,
-    IncidentEvent,
     NotificationLog,
     NotificationPolicy,
     Receiver,
@@ -142,26 +141,21 @@ def _note_on_timelines(incidents: list[Incident], logs: list[NotificationLog], p
     locked = list(
         Incident.objects.select_for_update().filter(pk__in=[i.pk for i in incidents]).order_by("id")
     )
-    events = [
-        timeline.entry(
-            incident,
-            IncidentEvent.Kind.NOTIFIED,
-            at=log.sent_at,
-            actor=ACTOR,
-            text=f"Listed in the {SEVERITY} digest e-mailed to {log.receiver_name} ({period}).",
-            detail={
+    notices = [
+        (
+            log.sent_at,
+            ACTOR,
+            f"Listed in the {SEVERITY} digest e-mailed to {log.receiver_name} ({period}).",
+            {
                 "receiver": log.receiver_name,
                 "kind": log.kind,
                 "outcome": log.outcome,
                 "digest": period,
             },
         )
-        for incident in locked
         for log in logs
     ]
-    IncidentEvent.objects.bulk_create(events)
-    Incident.objects.bulk_update(locked, ["timeline_head"])
-    incident_live.push_on_commit((i.public_id, i.is_security) for i in locked)
+    add_notified(locked, notices)
 
 
 def _locked() -> bool:

@@ -32,25 +32,32 @@ def note_notification(log: NotificationLog, alert_keys: list) -> list:
     if not incidents:
         return missing
     log.incidents.add(*incidents)
-    events = []
-    for incident in incidents:
-        events.append(
-            timeline.entry(
-                incident,
-                IncidentEvent.Kind.NOTIFIED,
-                at=log.sent_at,
-                actor="Portal relay",
-                text=f"{log.get_kind_display()} to {log.receiver_name}: {log.outcome}",
-                detail={
-                    "receiver": log.receiver_name,
-                    "kind": log.kind,
-                    "outcome": log.outcome,
-                    "detail": log.detail[:300],
-                    "alert_status": log.alert_status,
-                },
-            )
+    notice = (
+        log.sent_at,
+        "Portal relay",
+        f"{log.get_kind_display()} to {log.receiver_name}: {log.outcome}",
+        {
+            "receiver": log.receiver_name,
+            "kind": log.kind,
+            "outcome": log.outcome,
+            "detail": log.detail[:300],
+            "alert_status": log.alert_status,
+        },
+    )
+    add_notified(incidents, [notice])
+    return missing
+
+
+def add_notified(incidents: list[Incident], notices: list[tuple]) -> None:
+    """A "notified" entry on each incident's timeline (locked by the caller) for each notice
+    (at, actor, text, detail), written in one go; open desks hear of it after commit."""
+    events = [
+        timeline.entry(
+            incident, IncidentEvent.Kind.NOTIFIED, at=at, actor=actor, text=text, detail=detail
         )
+        for incident in incidents
+        for at, actor, text, detail in notices
+    ]
     IncidentEvent.objects.bulk_create(events)
     Incident.objects.bulk_update(incidents, ["timeline_head"])
     incident_live.push_on_commit((i.public_id, i.is_security) for i in incidents)
-    return missing

@@ -54,13 +54,20 @@ _PENDING_KEY = "two_factor_pending"
 CODE_INPUT_MAX = 32
 
 
-def clean_code(value: object) -> str:
-    """The six digits of a code as typed (spaces dropped), or ValidationError saying what is
-    wrong. Messages never repeat the input."""
+def _typed(value: object) -> str:
+    """A code as typed, NFKC-normalised (full-width digits become digits), or ValidationError
+    naming the first control or format character in it."""
     text = unicodedata.normalize("NFKC", str(value or ""))
     bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
     if bad is not None:
         raise ValidationError(f"Remove the control character U+{ord(bad):04X}.")
+    return text
+
+
+def clean_code(value: object) -> str:
+    """The six digits of a code as typed (spaces dropped), or ValidationError saying what is
+    wrong. Messages never repeat the input."""
+    text = _typed(value)
     if len(text) > CODE_INPUT_MAX:
         raise ValidationError(
             f"Enter the {CODE_DIGITS}-digit code your app shows (this has {len(text)} characters)."
@@ -113,10 +120,7 @@ def is_recovery_code(value: object) -> bool:
 def clean_recovery_code(value: object) -> str:
     """A recovery code as typed (any case, spaces and dashes dropped) in its stored form, or
     ValidationError saying what is wrong. Messages never repeat the input."""
-    text = unicodedata.normalize("NFKC", str(value or ""))
-    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
-    if bad is not None:
-        raise ValidationError(f"Remove the control character U+{ord(bad):04X}.")
+    text = _typed(value)
     if len(text) > CODE_INPUT_MAX:
         raise ValidationError(f"A recovery code has {RECOVERY_LENGTH} letters and digits.")
     compact = "".join(c for c in text.lower() if not c.isspace() and c != "-")
