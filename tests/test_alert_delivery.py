@@ -144,19 +144,30 @@ def set_up_receivers(tenant, sinks: Sinks, phone: str, email: str) -> dict[str, 
     return made
 
 
-def add_firing_rules(tenant, rules: dict[str, str]) -> str:
-    """Rules that fire at once ({alert name: severity}); returns the group's name."""
+def add_firing_rules(
+    tenant,
+    rules: dict[str, str],
+    *,
+    expr: str = "vector(1)",
+    summary: str = "{name} is down",
+    group_name: str | None = None,
+) -> str:
+    """Rules ({alert name: severity}) on `expr` (by default one that fires at once), saved
+    through the rule form and synced to Prometheus; returns the group's name."""
     with tenant_context(tenant):
-        group = services.create_group(name=unique("paging-"), interval="1s", actor=actor())
+        group = services.create_group(
+            name=group_name or unique("paging-"), interval="1s", actor=actor()
+        )
         for name, severity in rules.items():
             form = AlertRuleForm(
                 {
                     "kind": "alert",
                     "name": name,
-                    "expr": "vector(1)",
+                    "expr": expr,
+                    "for_duration": "",
                     "severity": severity,
                     "category": "availability",
-                    "annotations": {"summary": f"{name} is down"},
+                    "annotations": {"summary": summary.format(name=name)},
                     "enabled": True,
                 },
                 schema=tenant.schema_name,

@@ -21,14 +21,12 @@ import pytest
 from django_tenants.utils import tenant_context
 from playwright.sync_api import Locator, Page, WebSocket, expect
 
-from alerts import services, sync
-from alerts.forms import AlertRuleForm
+from alerts import sync
 from alerts.models import Incident, IncidentEvent, SyncState
 from tests import alerting_fixtures
 from tests.alerting_fixtures import (
     AlertingStack,
     HttpSink,
-    actor,
     apply_settings,
     running_alerting_stack,
     running_http_sink,
@@ -37,7 +35,7 @@ from tests.alerting_fixtures import (
 from tests.e2e import test_browser
 from tests.e2e.conftest import Browsing, committed, submit_login_form
 from tests.helpers import PASSWORD, wait_for
-from tests.test_alert_delivery import add_receiver, mentions, set_policy
+from tests.test_alert_delivery import add_firing_rules, add_receiver, mentions, set_policy
 
 pytestmark = pytest.mark.timeout(300)
 committed_alerting = alerting_fixtures.committed_alerting
@@ -121,25 +119,13 @@ def arm(acme, sinks: HttpSink, loop: Loop) -> None:
         set_policy("P0", [teams, sms])
     results = sync.sync_alertmanager()
     assert results["acme"].status == SyncState.Status.SYNCED, results["acme"]
-    with tenant_context(acme):
-        group = services.create_group(name=f"loop-{loop.metric}", interval="1s", actor=actor())
-        form = AlertRuleForm(
-            {
-                "kind": "alert",
-                "name": loop.alertname,
-                "expr": f"{loop.metric} > 0",
-                "for_duration": "",
-                "severity": "P0",
-                "category": "availability",
-                "annotations": {"summary": f"{loop.alertname}: checkout is down"},
-                "enabled": True,
-            },
-            schema=acme.schema_name,
-        )
-        assert form.is_valid(), form.errors
-        services.create_rule(group_id=group.public_id, actor=actor(), **form.cleaned_data)
-        state = sync.sync_rules(acme)
-        assert state.status == SyncState.Status.SYNCED, state
+    add_firing_rules(
+        acme,
+        {loop.alertname: "P0"},
+        expr=f"{loop.metric} > 0",
+        summary="{name}: checkout is down",
+        group_name=f"loop-{loop.metric}",
+    )
 
 
 def incidents_named(tenant, alertname: str) -> list[dict]:
