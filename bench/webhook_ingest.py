@@ -69,15 +69,7 @@ from alerts.models import AlertingSettings, Incident, IncidentEvent  # noqa: E40
 from bench.common import bench_database, percentile  # noqa: E402
 from tenants import audit  # noqa: E402
 from tenants.provisioning import provision_tenant  # noqa: E402
-from tests.helpers import (  # noqa: E402
-    asgi_server_command,
-    database_url,
-    free_port,
-    host_of,
-    is_listening,
-    psycopg_params,
-    started_process,
-)
+from tests.helpers import database_url, free_port, is_listening, psycopg_params  # noqa: E402
 
 ALERTS_GOAL = 2000.0  # alerts/s
 P99_GOAL_S = 1.0
@@ -186,28 +178,40 @@ def plan(source: AlertSource, name: str, batch: int, requests: int) -> Plan:
 # ---- the server --------------------------------------------------------------------------------
 
 
-def server_answers(port: int) -> bool:
-    """Listening is not enough with several workers: one must answer a request."""
-    if not is_listening(port):
-        return False
-    try:
-        response = httpx.get(
-            f"http://127.0.0.1:{port}/healthz", headers={"Host": host_of(None)}, timeout=2.0
-        )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200
-
-
-def server_env() -> dict[str, str]:
+def start_server(port: int, workers: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url(),  # the bench database
         DEBUG="false",
+        PORTAL_PORT=str(port),
         CHANNELS_PREFIX=f"bench-{os.getpid()}",
         CACHE_KEY_PREFIX=f"bench-{os.getpid()}",
     )
-    return env
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "portal.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with log.open("w") as out:
+        server = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not is_listening(port):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit(f"the ASGI server did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    return server
 
 
 def server_cpu_s(server: subprocess.Popen) -> float:
@@ -221,6 +225,15 @@ def server_cpu_s(server: subprocess.Popen) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 # ---- the clients -------------------------------------------------------------------------------
@@ -604,17 +617,11 @@ def run(args) -> None:
     port = free_port()
     log = Path(settings.BASE_DIR) / ".run" / f"bench-webhook-{os.getpid()}.log"
     log.parent.mkdir(exist_ok=True)
+    server = start_server(port, args.workers, log)
+    print(f"  server on 127.0.0.1:{port}, log {log}", flush=True)
     results: dict[str, Run] = {}
     known: set = set()
-    with started_process(
-        asgi_server_command(port, workers=args.workers, access_log=False),
-        env={**server_env(), "PORTAL_PORT": str(port)},
-        log=log,
-        ready=lambda: server_answers(port),
-        what="the ASGI server",
-        timeout=60,
-    ) as server:
-        print(f"  server on 127.0.0.1:{port}, log {log}", flush=True)
+    try:
         for name in ("warm-up", "webhook-1", "webhook-100"):
             cpu = server_cpu_s(server)
             results[name] = sustained(port, secret, path, plans[name], args.clients)
@@ -628,6 +635,8 @@ def run(args) -> None:
         )
         results["burst"].server_cpu_s = server_cpu_s(server) - cpu
         known = check_answers(results["burst"], plans["burst"], known)
+    finally:
+        stop_server(server)
     log.unlink(missing_ok=True)
 
     raw_rows(plans["warm-up"], schema)  # warm-up of the row building

@@ -272,12 +272,9 @@ def run_python(
     )
 
 
-def asgi_server_command(
-    port: int, *, workers: int | None = None, access_log: bool = True
-) -> list[str]:
-    """uvicorn serving the ASGI app (HTTP + WebSocket) on 127.0.0.1:`port` (with `workers`
-    processes if given)."""
-    command = [
+def asgi_server_command(port: int) -> list[str]:
+    """uvicorn serving the ASGI app (HTTP + WebSocket) on 127.0.0.1:`port`."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
@@ -291,11 +288,6 @@ def asgi_server_command(
         "--log-level",
         "warning",
     ]
-    if workers:
-        command += ["--workers", str(workers)]
-    if not access_log:
-        command.append("--no-access-log")
-    return command
 
 
 def celery_worker_command(
