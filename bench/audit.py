@@ -291,7 +291,6 @@ def main(argv: list[str]) -> int:
         parser.error("--events must be at least 1")
     if args.verify_events < 1:
         parser.error("--verify-events must be at least 1")
-    print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
     with bench_database("_bench_audit"):
         run(args.events, args.verify_events)
     print("\ndropped the bench database with its audit trail")

@@ -21,7 +21,9 @@ def bench_database(suffix: str) -> Iterator[None]:
 
     from tenants.provisioning import ensure_public_tenant, ensure_template_schema
 
-    connection.settings_dict["TEST"]["NAME"] = f"{connection.settings_dict['NAME']}{suffix}"
+    name = f"{connection.settings_dict['NAME']}{suffix}"
+    print(f"preparing a database of its own: {name}", flush=True)
+    connection.settings_dict["TEST"]["NAME"] = name
     config = setup_databases(
         verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
     )

@@ -421,7 +421,6 @@ def main(argv: list[str]) -> int:
     if args.clients < 1 or args.seconds < 1:
         parser.error("--clients and --seconds must be at least 1")
     prefix = f"bench-fanout-{uuid.uuid4().hex[:8]}"
-    print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench_fanout")
     with bench_database("_bench_fanout"):
         portal = prepare_portal()
         port = free_port()

@@ -165,7 +165,6 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
     with bench_database("_bench"):
         run(args.count)
     print("\ndropped the bench database with its tenants, schemas and audit trail")

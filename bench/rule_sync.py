@@ -393,10 +393,6 @@ def main(argv: list[str]) -> int:
     if not sizes or min(sizes) < 1 or args.tenants < 1 or args.reps < 1 or args.reps_large < 1:
         parser.error("sizes, --tenants and the repetitions must be positive")
     reps = {size: args.reps_large if size >= 1000 else args.reps for size in sizes}
-    print(
-        f"preparing a database of its own: {connection.settings_dict['NAME']}_bench_rules",
-        flush=True,
-    )
     with bench_database("_bench_rules"):
         run(sizes, args.tenants, reps, use_celery=not args.no_celery)
     print("\ndropped the bench database")

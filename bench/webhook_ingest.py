@@ -584,7 +584,6 @@ def main(argv: list[str]) -> int:
     if not 0 <= args.duplicates < 1:
         parser.error("--duplicates must be in [0, 1)")
     args.burst_requests = args.burst_requests or BURST_FACTOR * args.clients
-    print(f"preparing a database of its own: {connection.settings_dict['NAME']}_bench", flush=True)
     with bench_database("_bench_webhook"):
         run(args)
     print("\ndropped the bench database with its tenant, incidents and audit trail")
